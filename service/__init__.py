@@ -1,0 +1,1 @@
+"""Online side of steerrec (no torch): bundle -> steering engine -> retrieval -> HTTP."""

@@ -1,0 +1,3 @@
+"""steerrec: steerable, interpretable recommendations."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,1 @@
+"""Subcommands of the ``steerrec`` console script, one module each."""

@@ -1,0 +1,1 @@
+"""Offline side of steerrec (torch): data, base models, sparse autoencoders, interpretation, export."""
