@@ -28,6 +28,7 @@ USER_FACTORS = "user_factors.npy"
 ITEM_FACTORS = "item_factors.npy"
 ITEM_BIAS = "item_bias.npy"
 TRAIN_INTERACTIONS = "train_interactions.npz"
+TEST_INTERACTIONS = "test_interactions.npz"
 ITEM_METADATA = "item_metadata.json"
 MODEL_WEIGHTS = "model_weights.npz"
 SAE_ENCODER = "sae_encoder.onnx"
@@ -83,6 +84,49 @@ class Manifest(BaseModel):
     """Figures keyed by stage ("train", "eval", "sae", "interpret")."""
     sae: dict[str, Any] | None = None
     """SAE summary (architecture, n_latents, prefixes) once ``steerrec sae`` has run."""
+
+
+SLUG_PATTERN = r"^[a-z0-9]+(?:-[a-z0-9]+)*$"
+
+
+class TopItem(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    index: int = Field(ge=0)
+    """Row in item_ids / item_factors."""
+    item: str
+    """Raw item id."""
+    title: str
+    activation: float
+
+
+class ConceptShare(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    facet: str
+    """Metadata family: genre, decade, tag, popularity, ..."""
+    concept: str
+    share: float
+    """Fraction of the neuron's top items that carry the concept."""
+
+
+class NeuronRecord(BaseModel):
+    """One SAE latent as ``neurons.json`` describes it (a list of these, ordered by id)."""
+
+    model_config = ConfigDict(extra="allow")
+    id: int = Field(ge=0)
+    """Column of the latent in z."""
+    label: str
+    slug: str = Field(pattern=SLUG_PATTERN)
+    """Unique, usable as a steer target: ``steer=<slug>:+2``."""
+    confidence: float = Field(ge=0.0, le=1.0)
+    prefix: int = Field(ge=0)
+    """Matryoshka level (0 = the first, most general prefix)."""
+    status: str = "ok"
+    """"ok", "low_confidence" or "dead"."""
+    top_items: list[TopItem] = []
+    concepts: list[ConceptShare] = []
+    """The concept distribution of the top items, largest first."""
+    parent: int | None = None
+    """Id of the parent neuron in an earlier prefix (concept tree), if any."""
 
 
 def sha256_file(path: Path) -> str:
@@ -309,6 +353,25 @@ class Bundle:
         if indptr.shape != (n_users + 1,) or indptr[-1] != len(indices) or (len(indices) and indices.max() >= n_items):
             raise BundleError(f"{self.root / TRAIN_INTERACTIONS}: CSR arrays do not match the bundle's dimensions")
         return indptr, indices
+
+    def neurons(self) -> list[NeuronRecord]:
+        """``neurons.json``, validated: ids 0..n_latents-1 in order, unique slugs."""
+        path = self.path(NEURONS)
+        raw = self.json(NEURONS)
+        if not isinstance(raw, list):
+            raise BundleError(f"{path}: expected a list of neurons")
+        try:
+            records = [NeuronRecord.model_validate(r) for r in raw]
+        except ValidationError as exc:
+            raise BundleError(f"{path}: invalid neuron record: {exc}") from exc
+        n_latents = (self.manifest.sae or {}).get("n_latents", len(records))
+        if [r.id for r in records] != list(range(n_latents)):
+            raise BundleError(f"{path}: expected one record per latent, ids 0..{n_latents - 1} in order")
+        slugs = [r.slug for r in records]
+        if len(set(slugs)) != len(slugs):
+            dup = sorted({s for s in slugs if slugs.count(s) > 1})[:5]
+            raise BundleError(f"{path}: slugs must be unique; repeated: {dup}")
+        return records
 
     def item_metadata(self) -> dict[str, Any]:
         meta = self.json(ITEM_METADATA)

@@ -39,6 +39,11 @@ def export_base_model(out: str | Path, split: Split, model: Recommender, config:
         writer.add_array(B.ITEM_BIAS, bias.detach().cpu().numpy().astype(np.float32))
     indptr, indices = train.csr()
     writer.add_npz(B.TRAIN_INTERACTIONS, indptr=indptr.astype(np.int64), indices=indices.astype(np.int32))
+    # The held-out test set travels too, so SAE fidelity, steering benchmarks and A/B simulation
+    # evaluate on the same split without the original files.
+    test_indptr, test_indices = split.test.csr()
+    writer.add_npz(B.TEST_INTERACTIONS, indptr=test_indptr.astype(np.int64), indices=test_indices.astype(np.int32),
+                   unrankable=split.unrankable.astype(np.int64))
     writer.add_json(B.ITEM_METADATA, catalog_or_placeholder(train).to_json())
     extra = model.extra_weights()
     if extra:

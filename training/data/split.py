@@ -160,3 +160,17 @@ def from_files(train_path: str | Path, test_path: str | Path,
 def catalog_or_placeholder(data: InteractionData) -> ItemCatalog:
     """Datasets without metadata still display something: the raw id as the title."""
     return data.items if data.items is not None else ItemCatalog(titles=list(data.item_ids))
+
+
+def split_from_csr(name: str, user_ids: list[str], item_ids: list[str], train_csr, test_csr,
+                   unrankable: np.ndarray, items: ItemCatalog | None, description: str) -> Split:
+    """Rebuilds a split from CSR arrays (as stored in a bundle)."""
+
+    def data(csr) -> InteractionData:
+        indptr, indices = csr
+        users = np.repeat(np.arange(len(indptr) - 1), np.diff(indptr))
+        return InteractionData(name, user_ids, item_ids, users, indices, np.ones(len(indices), np.float32),
+                               items=items)
+
+    return Split(train=data(train_csr), test=data(test_csr), unrankable=np.asarray(unrankable, np.int64),
+                 description=description)

@@ -1,0 +1,54 @@
+"""Matryoshka BatchTopK SAE (Bussmann et al. 2025; Nabeshima 2024).
+
+The dictionary is cut into nested prefixes (e.g. the first 64, 128, 256, 512 latents). One
+global BatchTopK picks active latents across all of them, and the loss sums the reconstruction
+error of every prefix on its own, so early latents must carry general concepts (a genre) and later
+ones refine them (a sub-genre) instead of splitting or absorbing them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar
+
+from torch import Tensor
+
+from .base import SAEOutput
+from .batchtopk import BatchTopKConfig, BatchTopKSAE
+
+
+@dataclass
+class MatryoshkaConfig(BatchTopKConfig):
+    prefixes: tuple[int, ...] = ()
+    """Cumulative sizes of the nested dictionaries, ending at n_latents. Empty: halve from
+    n_latents down to 64 (512 latents -> 64/128/256/512)."""
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if not self.prefixes:
+            sizes = [self.n_latents]
+            while sizes[0] // 2 >= 64:
+                sizes.insert(0, sizes[0] // 2)
+            self.prefixes = tuple(sizes)
+        self.prefixes = tuple(int(p) for p in self.prefixes)
+        if list(self.prefixes) != sorted(set(self.prefixes)) or self.prefixes[0] < 1:
+            raise ValueError(f"prefixes must be strictly increasing positive sizes, got {self.prefixes}")
+        if self.prefixes[-1] != self.n_latents:
+            raise ValueError(f"the last prefix ({self.prefixes[-1]}) must equal n_latents ({self.n_latents})")
+
+
+class MatryoshkaSAE(BatchTopKSAE):
+    arch: ClassVar[str] = "matryoshka"
+    cfg: MatryoshkaConfig
+
+    def prefix_sizes(self) -> list[int]:
+        return list(self.cfg.prefixes)
+
+    def decode_prefix_norm(self, z_BF: Tensor, size: int) -> Tensor:
+        return z_BF[:, :size] @ self.W_dec[:size] + self.b_dec
+
+    def reconstruction_loss(self, x_norm_BD: Tensor, out: SAEOutput) -> Tensor:
+        total = 0.0
+        for size in self.cfg.prefixes:
+            total = total + (self.decode_prefix_norm(out.z_BF, size) - x_norm_BD).pow(2).mean()
+        return total / len(self.cfg.prefixes)
