@@ -1,0 +1,276 @@
+"""HTTP latency and throughput of the steering service: Ray Serve (HAProxy ingress and the default
+Python proxy) against the same app on plain uvicorn, in one run, on loopback.
+
+For every server configuration and concurrency (1, 8, 32), a bounded closed-loop load (at most
+--requests requests and --seconds seconds after a warm-up) hits: a no-op endpoint, unsteered
+/recommend, 1 steer, 4 steers, a filter and a promote. Prints p50, p99 and throughput, then the
+ratios the targets are stated in, as Markdown. The client is a minimal asyncio HTTP/1.1 keep-alive
+client (uvloop when installed) so it costs the shared cores as little as possible.
+
+    python benchmarks/serve_latency.py --bundle bundles/demo [--configs uvicorn,haproxy,proxy]
+        [--concurrency 1,8,32] [--requests 2000] [--seconds 5] [--replicas 1]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from urllib.parse import quote
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+SCENARIOS = ("noop", "unsteered", "1 steer", "4 steers", "filter", "promote")
+
+
+# -- servers ---------------------------------------------------------------------------------------
+def serve_plain(bundle: str, port: int) -> None:
+    """The app on plain uvicorn: same handler, same metrics, no Ray."""
+    import uvicorn
+    from steerrec.service.app import SteerService, create_app
+    from steerrec.service.engine import SteeringEngine
+
+    app = create_app(SteerService(SteeringEngine(bundle)))
+    uvicorn.run(app, host="127.0.0.1", port=port, access_log=False, log_level="warning")
+
+
+def start_server(kind: str, bundle: str, port: int, replicas: int, log: Path) -> subprocess.Popen:
+    if kind == "uvicorn":
+        cmd = [sys.executable, __file__, "--plain-server", "--bundle", bundle, "--port", str(port)]
+    else:
+        cmd = [sys.executable, "-m", "steerrec.cli", "serve", "--bundle", bundle, "--port", str(port),
+               "--ingress", kind, "--replicas", str(replicas), "--num-cpus", str(os.cpu_count() or 2)]
+    env = {**os.environ, "RAY_AUTH_MODE": "disabled", "PYTHONUNBUFFERED": "1"}
+    with open(log, "w") as out:
+        return subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+
+
+def stop_server(proc: subprocess.Popen) -> None:
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(90)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)  # the group this script created
+            proc.wait(10)
+
+
+async def wait_ready(port: int, proc: subprocess.Popen, log: Path, timeout: float = 300) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"server exited with {proc.returncode}:\n{log.read_text()[-2000:]}")
+        try:
+            status, _ = await fetch(port, "/healthz")
+            if status == 200:
+                return
+        except (OSError, asyncio.IncompleteReadError):  # HAProxy is up before the app is
+            pass
+        await asyncio.sleep(0.5)
+    raise RuntimeError(f"server not ready after {timeout} s:\n{log.read_text()[-2000:]}")
+
+
+# -- client ----------------------------------------------------------------------------------------
+def request_bytes(path: str) -> bytes:
+    return f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n".encode()
+
+
+async def read_response(reader: asyncio.StreamReader) -> tuple[int, bytes]:
+    head = await reader.readuntil(b"\r\n\r\n")
+    status = int(head[9:12])
+    lower = head.lower()
+    at = lower.find(b"content-length:")
+    if at >= 0:
+        length = int(lower[at + 15:lower.index(b"\r\n", at)])
+        return status, await reader.readexactly(length)
+    body = b""  # chunked
+    while True:
+        size = int((await reader.readuntil(b"\r\n"))[:-2], 16)
+        chunk = await reader.readexactly(size + 2)
+        if size == 0:
+            return status, body
+        body += chunk[:-2]
+
+
+async def fetch(port: int, path: str) -> tuple[int, bytes]:
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    try:
+        writer.write(request_bytes(path))
+        return await read_response(reader)
+    finally:
+        writer.close()
+
+
+async def run_load(port: int, paths: list[str], concurrency: int, max_requests: int, max_seconds: float,
+                   warmup: int) -> dict:
+    requests = [request_bytes(p) for p in paths]
+    latencies: list[float] = []
+    errors = reconnects = 0
+    state = {"next": 0}
+
+    async def worker(budget_end: float, quota: list[int], record: bool) -> None:
+        nonlocal errors, reconnects
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        try:
+            while quota[0] > 0 and time.perf_counter() < budget_end:
+                quota[0] -= 1
+                i = state["next"] = state["next"] + 1
+                start = time.perf_counter()
+                try:
+                    writer.write(requests[i % len(requests)])
+                    status, _ = await read_response(reader)
+                except (asyncio.IncompleteReadError, ConnectionError):
+                    # HAProxy closes idle keep-alive connections when Serve reloads its config:
+                    # reconnect, and leave this request out of the figures.
+                    writer.close()
+                    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+                    reconnects += 1
+                    continue
+                if record:
+                    latencies.append(time.perf_counter() - start)
+                    errors += status != 200
+        finally:
+            writer.close()
+
+    await asyncio.gather(*(worker(time.perf_counter() + 30, [warmup // concurrency + 1], False)
+                           for _ in range(concurrency)))
+    quota = [max_requests]
+    started = time.perf_counter()
+    await asyncio.gather(*(worker(started + max_seconds, quota, True) for _ in range(concurrency)))
+    elapsed = time.perf_counter() - started
+    ms = np.array(latencies) * 1e3
+    return {"n": len(ms), "p50": float(np.percentile(ms, 50)), "p99": float(np.percentile(ms, 99)),
+            "rps": len(ms) / elapsed, "errors": errors, "reconnects": reconnects}
+
+
+# -- scenarios -------------------------------------------------------------------------------------
+def scenario_paths(bundle: str, neurons: list[dict]) -> dict[str, list[str]]:
+    """Request paths per scenario, cycling over 200 users; neurons chosen among live ones, the
+    filtered/promoted one active on about a third of the items (a realistic, not tiny, set)."""
+    from steerrec.bundle import Bundle
+
+    users = Bundle.open(bundle, verify=False).user_ids()[:200]
+    live = [n for n in neurons if not n["dead"]]
+    by_reach = sorted(live, key=lambda n: abs(n["item_active_fraction"] - 0.3))
+    group, steer = by_reach[0]["id"], [n["id"] for n in by_reach[1:5]]
+
+    def paths(extra: str) -> list[str]:
+        return [f"/recommend?user={quote(u)}&k=10{extra}" for u in users]
+
+    return {
+        "noop": ["/noop"],
+        "unsteered": paths(""),
+        "1 steer": paths(f"&steer={steer[0]}:%2B2"),
+        "4 steers": paths("".join(f"&steer={j}:%2B{1 + i}" for i, j in enumerate(steer))),
+        "filter": paths(f"&filter={group}"),
+        "promote": paths(f"&promote={group}:%2B1"),
+    }
+
+
+async def bench_config(name: str, args, log_dir: Path) -> dict:
+    """``name`` is uvicorn, haproxy or proxy, optionally with a replica count: haproxy:2."""
+    from steerrec.service.ingress import free_port
+
+    kind, _, replicas = name.partition(":")
+    port = free_port()
+    log = log_dir / f"{kind}-{replicas or args.replicas}.log"
+    proc = start_server(kind, args.bundle, port, int(replicas or args.replicas), log)
+    results = {}
+    try:
+        await wait_ready(port, proc, log)
+        status, body = await fetch(port, "/neurons?limit=1000")
+        assert status == 200, body[:300]
+        scenarios = scenario_paths(args.bundle, json.loads(body)["neurons"])
+        for scenario, paths in scenarios.items():
+            status, body = await fetch(port, paths[0])
+            assert status == 200, (name, scenario, body[:300])
+            for c in args.concurrency:
+                r = results[(scenario, c)] = await run_load(port, paths, c, args.requests, args.seconds, args.warmup)
+                print(f"  {name:9s} {scenario:10s} c={c:<3d} p50 {r['p50']:.3f} ms  p99 {r['p99']:.3f} ms  "
+                      f"{r['rps']:.0f} req/s  n={r['n']} errors={r['errors']} reconnects={r['reconnects']}",
+                      file=sys.stderr, flush=True)
+    finally:
+        stop_server(proc)
+    return results
+
+
+def tables(results: dict[str, dict], concurrency: list[int]) -> str:
+    from steerrec.table import markdown_table
+
+    rows = []
+    for kind, res in results.items():
+        for name in SCENARIOS:
+            row = [kind, name]
+            for c in concurrency:
+                r = res[(name, c)]
+                row += [round(r["p50"], 3), round(r["p99"], 3), round(r["rps"])]
+            rows.append(row)
+    headers = ["server", "request"] + [f"{m} c={c}" for c in concurrency for m in ("p50 ms", "p99 ms", "req/s")]
+    out = [markdown_table(headers, rows, digits=3)]
+
+    low, high = min(concurrency), max(concurrency)
+    ratio_rows = []
+    for kind, res in results.items():
+        for name in SCENARIOS[1:]:
+            r = res[(name, low)]
+            row = [kind, name, round(r["p50"] / res[("unsteered", low)]["p50"], 3),
+                   round(r["p50"] / res[("noop", low)]["p50"], 3)]
+            if "uvicorn" in results and kind != "uvicorn":
+                base = results["uvicorn"]
+                row += [round(r["p50"] / base[(name, low)]["p50"], 3),
+                        round(res[(name, high)]["rps"] / base[(name, high)]["rps"], 3)]
+            else:
+                row += ["-", "-"]
+            ratio_rows.append(row)
+    out.append(markdown_table(
+        ["server", "request", f"p50 / unsteered c={low}", f"p50 / no-op c={low}", f"p50 / uvicorn c={low}",
+         f"req/s / uvicorn c={high}"], ratio_rows, digits=3))
+    return "\n\n".join(out)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--bundle", default="bundles/demo")
+    parser.add_argument("--configs", default="uvicorn,haproxy,proxy",
+                        help="uvicorn, haproxy, proxy; haproxy:2 for two replicas")
+    parser.add_argument("--concurrency", default="1,8,32")
+    parser.add_argument("--requests", type=int, default=2000, help="per measurement, after warm-up")
+    parser.add_argument("--seconds", type=float, default=5.0, help="per measurement, after warm-up")
+    parser.add_argument("--warmup", type=int, default=200)
+    parser.add_argument("--replicas", type=int, default=1)
+    parser.add_argument("--logs", default=None, help="directory for server logs (default: a temp dir)")
+    parser.add_argument("--plain-server", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    args.bundle = str(Path(args.bundle).resolve())
+    if args.plain_server:
+        serve_plain(args.bundle, args.port)
+        return
+    args.concurrency = [int(c) for c in args.concurrency.split(",")]
+    try:
+        import uvloop
+        asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
+    except ImportError:
+        pass
+    import tempfile
+
+    log_dir = Path(args.logs or tempfile.mkdtemp(prefix="serve-latency-"))
+    log_dir.mkdir(parents=True, exist_ok=True)
+    results = {}
+    for kind in args.configs.split(","):
+        print(f"[{kind}] starting", file=sys.stderr, flush=True)
+        results[kind] = asyncio.run(bench_config(kind, args, log_dir))
+    print(f"\n{os.cpu_count()} CPUs, {args.replicas} replica(s), bundle {args.bundle}, "
+          f"<= {args.requests} requests / {args.seconds:g} s per cell after {args.warmup} warm-up requests\n")
+    print(tables(results, args.concurrency))
+
+
+if __name__ == "__main__":
+    main()

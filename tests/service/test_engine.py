@@ -1,0 +1,235 @@
+"""SteeringEngine on the demo bundle: base ranking kept exactly, steering arithmetic against the ONNX
+graphs, exact steered top-k against brute force on 1000 random cases, explain, refusals."""
+
+import numpy as np
+import onnxruntime as ort
+import pytest
+from steerrec.service.config import ServiceConfig
+from steerrec.service.engine import EngineError, SteeringEngine, UnknownItem, UnknownUser
+from steerrec.service.steering import SpecError
+
+from steerrec.bundle import NEURONS, SAE_DECODER, SAE_ENCODER, SAE_WEIGHTS, BundleWriter
+
+from ._steer_helpers import copy_bundle, genre_slug, labelled_engine, ml1m_engine, plain_engine, reference_top_k
+
+
+@pytest.fixture(scope="module")
+def engine():
+    return labelled_engine()
+
+
+@pytest.fixture(scope="module")
+def graphs(engine):
+    return read_graphs(engine)
+
+
+def read_graphs(engine):
+    """The bundle's own ONNX graphs and weights, read independently of the engine."""
+    enc = ort.InferenceSession(str(engine.bundle.path(SAE_ENCODER)), providers=["CPUExecutionProvider"])
+    dec = ort.InferenceSession(str(engine.bundle.path(SAE_DECODER)), providers=["CPUExecutionProvider"])
+    weights = engine.bundle.npz(SAE_WEIGHTS)
+    users, items, bias = engine.bundle.factors()
+    z_items = enc.run(["z"], {"x": items})[0]
+    z_users = enc.run(["z"], {"x": users})[0]
+    directions = weights["W_dec"].astype(np.float64) * float(weights["scale"])
+    return {"enc": enc, "dec": dec, "users": users, "items": items, "bias": bias, "z_items": z_items,
+            "z_users": z_users, "directions": directions}
+
+
+def seen(engine, row):
+    return engine.seen_indices[engine.seen_indptr[row]:engine.seen_indptr[row + 1]]
+
+
+def test_no_steer_is_the_base_model_ranking_exactly(engine, graphs):
+    rng = np.random.default_rng(0)
+    for row in rng.choice(len(engine.user_ids), size=300, replace=False):
+        for k, exclude in ((20, True), (100, False)):
+            rec = engine.recommend(engine.user_ids[row], k, exclude_seen=exclude)
+            scores = graphs["items"].astype(np.float64) @ graphs["users"][row].astype(np.float64) + graphs["bias"]
+            expected = reference_top_k(scores, seen(engine, row) if exclude else [], k)
+            assert rec.rows.tolist() == expected
+            np.testing.assert_allclose(rec.scores, scores[expected], rtol=1e-12, atol=1e-12)
+
+
+def test_steered_user_keeps_the_error_term(engine, graphs):
+    """u' = u + dec(z') - dec(z) with the bundle's decoder graph, for every op."""
+    rng = np.random.default_rng(1)
+    live = np.flatnonzero(~engine.stats.dead)
+    for _ in range(50):
+        row = int(rng.integers(len(engine.user_ids)))
+        specs = [f"{int(rng.choice(live))}:{op}{rng.uniform(0.1, 3):.3f}" for op in rng.choice(list("+-=*"), size=3)]
+        steers, _, _ = engine.parse(specs)
+        u_steered, touched = engine.steered_user(row, steers)
+        z_steered = engine.steered_code(row, touched)
+        z = graphs["z_users"][row:row + 1]
+        x_hat = graphs["dec"].run(["x_hat"], {"z": np.vstack([z_steered[None].astype(np.float32), z])})[0]
+        expected = graphs["users"][row].astype(np.float64) + (x_hat[0].astype(np.float64) - x_hat[1])
+        np.testing.assert_allclose(u_steered, expected, atol=2e-5)
+
+
+def test_activation_scale_is_the_mean_positive_activation(engine, graphs):
+    both = np.vstack([graphs["z_users"], graphs["z_items"]]).astype(np.float64)
+    positive = both > 0
+    live = positive.any(axis=0)
+    expected = (both * positive).sum(axis=0)[live] / positive.sum(axis=0)[live]
+    np.testing.assert_allclose(engine.scale[live], expected, rtol=1e-5)
+    assert np.all(engine.scale > 0) and (engine.stats.dead == ~live).all()
+
+
+def random_request(engine, rng):
+    live = np.flatnonzero(~engine.stats.dead)
+    slugs = [engine.catalog.slug(int(j)) for j in live]
+
+    def target():
+        j = int(rng.integers(len(live)))
+        return slugs[j] if slugs[j] and rng.random() < 0.5 else str(live[j])
+
+    steers = [f"{target()}:{rng.choice(list('+-=*'))}{rng.uniform(0, 4):.3f}" for _ in range(rng.integers(0, 5))]
+    filters = [target() if rng.random() < 0.3 else f"{target()}:>{rng.uniform(0, 2):.3f}"
+               for _ in range(rng.integers(0, 3))]
+    promotes = []
+    for _ in range(rng.integers(0, 3)):
+        value = f"{rng.choice(['+', '-'])}{rng.uniform(0, 3):.3f}"
+        item = engine.item_ids[int(rng.integers(len(engine.item_ids)))]
+        promotes.append(f"{item}@{target()}:{value}" if rng.random() < 0.5 else f"{target()}:{value}")
+    return steers, filters, promotes
+
+
+def reference(engine, graphs, row, steers, filters, promotes, k, exclude_seen):
+    """Brute force over the whole catalogue on explicitly steered item vectors."""
+    parsed_steers, parsed_filters, parsed_promotes = engine.parse(steers, filters, promotes)
+    u_steered, _ = engine.steered_user(row, parsed_steers)
+    vectors = graphs["items"].astype(np.float64).copy()
+    for p in parsed_promotes:
+        rows = [engine.item_row[p.item]] if p.item is not None else np.flatnonzero(graphs["z_items"][:, p.neuron] > 0)
+        vectors[rows] += p.value * engine.scale[p.neuron] * graphs["directions"][p.neuron]
+    excluded = [seen(engine, row)] if exclude_seen else []
+    for f in parsed_filters:
+        excluded.append(np.flatnonzero(graphs["z_items"][:, f.neuron] > f.threshold * engine.scale[f.neuron]))
+    excluded = np.concatenate(excluded) if excluded else np.zeros(0, np.int64)
+    return reference_top_k(vectors @ u_steered + graphs["bias"], excluded, k)
+
+
+@pytest.mark.parametrize("bundle", ["demo", "ml1m"])
+def test_exact_steered_top_k_on_1000_random_cases(bundle):
+    engine = labelled_engine() if bundle == "demo" else ml1m_engine()
+    graphs = read_graphs(engine)
+    rng = np.random.default_rng(2)
+    kinds = set()
+    for case in range(1000):
+        row = int(rng.integers(len(engine.user_ids)))
+        steers, filters, promotes = random_request(engine, rng)
+        k, exclude_seen = int(rng.integers(1, 101)), bool(rng.random() < 0.7)
+        rec = engine.recommend(engine.user_ids[row], k, steers, filters, promotes, exclude_seen)
+        expected = reference(engine, graphs, row, steers, filters, promotes, k, exclude_seen)
+        assert rec.rows.tolist() == expected, (case, steers, filters, promotes, k, exclude_seen)
+        kinds |= {name for name, used in (("steer", steers), ("filter", filters), ("promote", promotes)) if used}
+    assert kinds == {"steer", "filter", "promote"}
+
+
+def test_boosting_a_genre_neuron_raises_its_share(engine):
+    horror = genre_slug(engine, "Horror")
+    genres = engine.bundle.item_metadata()["facets"]["genre"]
+    share = lambda rec: np.mean(["Horror" in genres[r] for r in rec.rows])
+    users = engine.user_ids[:200]
+    before = np.mean([share(engine.recommend(u, 20)) for u in users])
+    after = np.mean([share(engine.recommend(u, 20, steer=[f"{horror}:+5"])) for u in users])
+    filtered = np.mean([share(engine.recommend(u, 20, filter=[horror])) for u in users])
+    assert after > before + 0.2
+    assert filtered < before
+
+
+def test_filter_and_promote_report_what_they_touched(engine, graphs):
+    rec = engine.recommend(engine.user_ids[0], 10, filter=["0:>0.5"], promote=[f"{engine.item_ids[5]}@0:+2"])
+    threshold = 0.5 * engine.scale[0]
+    assert rec.filters[0]["items_removed"] == int((graphs["z_items"][:, 0] > threshold).sum())
+    assert rec.promotes[0]["items_affected"] == 1 and rec.promotes[0]["item"] == engine.item_ids[5]
+    assert all(graphs["z_items"][r, 0] <= threshold for r in rec.rows)
+
+
+def test_promoted_item_score_moves_by_the_decoder_direction(graphs):
+    engine = SteeringEngine(labelled_engine().bundle.root, ServiceConfig(max_k=2000))
+    user, row = engine.user_ids[3], 3
+    base = engine.recommend(user, 1000, exclude_seen=False)
+    target = int(base.rows[500])
+    promoted = engine.recommend(user, 1000, promote=[f"{engine.item_ids[target]}@4:+2"], exclude_seen=False)
+    before = base.scores[base.rows.tolist().index(target)]
+    after = promoted.scores[promoted.rows.tolist().index(target)]
+    u = graphs["users"][row].astype(np.float64)
+    assert after - before == pytest.approx(2 * engine.scale[4] * graphs["directions"][4] @ u, rel=1e-9)
+
+
+def test_explain_parts_sum_to_the_score(engine):
+    for row in range(0, 60, 7):
+        user = engine.user_ids[row]
+        for steer in ([], ["1:+2", "2:*0.5"]):
+            rec = engine.recommend(user, 3, steer=steer)
+            item = engine.item_ids[int(rec.rows[0])]
+            out = engine.explain(user, item, steer)
+            assert out["score"] == pytest.approx(rec.scores[0], abs=1e-9)
+            assert out["sum_of_parts"] == pytest.approx(out["score"], abs=1e-6)
+            contributions = [n["contribution"] for n in out["neurons"]]
+            assert contributions == sorted(contributions, key=abs, reverse=True)
+            assert {"decoder_constant", "error_term", "item_bias"} == set(out["parts"])
+
+
+def test_unknown_user_item_and_neuron(engine):
+    with pytest.raises(UnknownUser, match="not in this bundle"):
+        engine.recommend("no-such-user")
+    with pytest.raises(UnknownItem):
+        engine.explain(engine.user_ids[0], "no-such-item")
+    with pytest.raises(SpecError, match="unknown item id"):
+        engine.recommend(engine.user_ids[0], promote=["no-such-item@0:+1"])
+    with pytest.raises(SpecError, match="at most"):
+        engine.recommend(engine.user_ids[0], steer=["0:+1"] * 9)
+    with pytest.raises(SpecError) as err:
+        engine.recommend(engine.user_ids[0], k=0)
+    assert err.value.parameter == "k"
+
+
+def test_without_neurons_json_targets_are_indices_and_labels_generic():
+    engine = plain_engine()
+    assert not engine.bundle.has(NEURONS)
+    assert engine.catalog.label(12) == "neuron 12" and engine.catalog.slug(12) is None
+    assert engine.recommend(engine.user_ids[0], 5, steer=["12:+1"]).steers[0]["label"] == "neuron 12"
+    with pytest.raises(SpecError, match="no neurons.json"):
+        engine.recommend(engine.user_ids[0], 5, steer=["horror:+1"])
+
+
+def test_popularity_fallback_behind_its_flag():
+    engine = SteeringEngine(plain_engine().bundle.root, ServiceConfig(popularity_fallback=True))
+    rec = engine.recommend("brand-new-user", 5)
+    assert rec.fallback == "popularity"
+    counts = np.bincount(engine.seen_indices, minlength=len(engine.item_ids))
+    assert rec.rows.tolist() == np.argsort(-counts, kind="stable")[:5].tolist()
+    with pytest.raises(UnknownUser, match="fallback"):
+        engine.recommend("brand-new-user", 5, steer=["0:+1"])
+
+
+def test_refuses_models_without_a_dot_product():
+    path = copy_bundle("ncf")
+    writer = BundleWriter.open(path)
+    writer.manifest.model.dot_product = False
+    writer.manifest.model.kind = "ncf"
+    writer.commit()
+    with pytest.raises(EngineError, match="does not score by a dot product"):
+        SteeringEngine(path)
+
+
+def test_refuses_a_bundle_without_an_sae():
+    path = copy_bundle("no-sae")
+    writer = BundleWriter.open(path)
+    for name in (SAE_ENCODER, SAE_DECODER, SAE_WEIGHTS, "sae_config.json"):
+        writer.remove(name)
+    writer.commit()
+    with pytest.raises(EngineError, match="steerrec sae"):
+        SteeringEngine(path)
+
+
+def test_refuses_a_corrupt_bundle():
+    path = copy_bundle("corrupt")
+    with open(path / "item_factors.npy", "r+b") as handle:
+        handle.seek(-4, 2)
+        handle.write(b"\x00\x01\x02\x03")
+    with pytest.raises(EngineError, match="sha256"):
+        SteeringEngine(path)

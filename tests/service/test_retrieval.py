@@ -1,0 +1,114 @@
+"""ItemIndex: exact steered top-k against brute force, selectors, boosts, ties, ANN and the GPU path."""
+
+import faiss
+import numpy as np
+import pytest
+from steerrec.service.config import ServiceConfig
+from steerrec.service.retrieval import Boosts, ItemIndex
+from steerrec.service.runtime import Runtime, detect_runtime
+
+from ._steer_helpers import reference_top_k
+
+CPU = Runtime(onnx_providers=("CPUExecutionProvider",), faiss_gpus=0)
+
+
+def make_index(n=800, d=16, seed=0, **config):
+    rng = np.random.default_rng(seed)
+    vectors = rng.normal(size=(n, d)).astype(np.float32)
+    bias = rng.normal(scale=0.3, size=n).astype(np.float32)
+    return ItemIndex(vectors, bias, ServiceConfig(**config), CPU), rng
+
+
+def brute(index, query, k, exclude, boosts):
+    scores = index.vectors.astype(np.float64) @ query + index.bias
+    scores[boosts.ids] += boosts.deltas
+    return reference_top_k(scores, exclude, k)
+
+
+def random_boosts(rng, n):
+    ids = np.unique(rng.choice(n, size=rng.integers(1, 60), replace=False)).astype(np.int64)
+    return Boosts(rng.permutation(ids), rng.normal(scale=2.0, size=len(ids)))
+
+
+def test_flat_index_equals_brute_force_with_exclusions_and_boosts():
+    index, rng = make_index()
+    assert index.kind == "flat" and index.exact
+    for case in range(300):
+        query = rng.normal(size=index.dim)
+        k = int(rng.integers(1, 60))
+        exclude = rng.choice(index.n_items, size=int(rng.integers(0, 700)), replace=True)  # duplicates allowed
+        boosts = random_boosts(rng, index.n_items) if case % 2 else Boosts.empty()
+        rows, scores = index.top_k(query, k, exclude, boosts)
+        assert rows.tolist() == brute(index, query, k, exclude, boosts), case
+        assert np.all(np.diff(scores) <= 0)
+
+
+def test_fewer_items_than_k_and_everything_excluded():
+    index, rng = make_index(n=50)
+    query = rng.normal(size=index.dim)
+    rows, _ = index.top_k(query, 40, np.arange(30), Boosts.empty())
+    assert sorted(rows.tolist()) == list(range(30, 50))
+    rows, _ = index.top_k(query, 10, np.arange(50), Boosts(np.array([3]), np.array([1.0])))
+    assert rows.tolist() == []
+
+
+def test_excluded_items_stay_out_even_when_promoted():
+    index, rng = make_index(n=100)
+    query = rng.normal(size=index.dim)
+    rows, _ = index.top_k(query, 100, np.array([5, 6]), Boosts(np.array([5, 7]), np.array([100.0, 100.0])))
+    assert 5 not in rows and 6 not in rows and rows[0] == 7
+
+
+def test_ties_are_broken_by_row():
+    vectors = np.tile(np.array([[1.0, 0.0]], np.float32), (6, 1))
+    index = ItemIndex(vectors, np.zeros(6, np.float32), ServiceConfig(), CPU)
+    rows, _ = index.top_k(np.array([1.0, 0.0]), 4, np.array([1]), Boosts.empty())
+    assert rows.tolist() == [0, 2, 3, 4]
+
+
+@pytest.mark.parametrize("kind", ["hnsw", "ivf"])
+def test_approximate_indexes_above_the_flat_limit(kind):
+    index, rng = make_index(n=3000, d=16, flat_index_max_items=1000, ann_kind=kind, hnsw_ef_search=128, ivf_nprobe=32)
+    assert index.kind == kind and not index.exact
+    recalls = []
+    for _ in range(50):
+        query = rng.normal(size=index.dim)
+        exclude = rng.choice(index.n_items, size=100, replace=False)
+        rows, _ = index.top_k(query, 10, exclude, Boosts.empty())
+        assert not set(rows.tolist()) & set(exclude.tolist())
+        recalls.append(len(set(rows.tolist()) & set(brute(index, query, 10, exclude, Boosts.empty()))) / 10)
+    assert np.mean(recalls) >= 0.9
+
+
+class SelectorIgnoringIndex:
+    """Stands in for a FAISS GPU index: answers searches but ignores ID selectors."""
+
+    def __init__(self, cpu_index):
+        self.inner = cpu_index
+        self.calls = 0
+
+    def search(self, x, k):
+        self.calls += 1
+        return self.inner.search(x, k)
+
+
+def test_gpu_path_over_fetches_and_drops_blocked_items():
+    index, rng = make_index(n=600)
+    index.gpu_index = SelectorIgnoringIndex(index.cpu_index)
+    for case in range(100):
+        query = rng.normal(size=index.dim)
+        k = int(rng.integers(1, 30))
+        exclude = rng.choice(index.n_items, size=int(rng.integers(0, 200)), replace=False)
+        boosts = random_boosts(rng, index.n_items) if case % 2 else Boosts.empty()
+        rows, _ = index.top_k(query, k, exclude, boosts)
+        assert rows.tolist() == brute(index, query, k, exclude, boosts)
+    assert index.gpu_index.calls == 100
+
+
+def test_runtime_never_needs_a_gpu():
+    runtime = detect_runtime(use_gpu=True)
+    assert runtime.onnx_providers[-1] == "CPUExecutionProvider"
+    assert runtime.faiss_gpus == (faiss.get_num_gpus() if hasattr(faiss, "StandardGpuResources") else 0)
+    cpu = detect_runtime(use_gpu=False)
+    assert cpu.onnx_providers == ("CPUExecutionProvider",) and cpu.faiss_gpus == 0
+    assert cpu.describe()["faiss"] == "cpu"
