@@ -6,7 +6,7 @@ import argparse
 
 from .common import parse_assignments
 
-TRAIN_KEYS = ("steps", "batch_size", "lr", "beta", "pairs_per_step", "dead_after")
+TRAIN_KEYS = ("steps", "batch_size", "lr", "beta", "pairs_per_step", "hard_candidates", "dead_after")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -15,7 +15,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                                    "loss, print its fidelity, and write sae_encoder.onnx, sae_decoder.onnx, "
                                    "sae_weights.npz and sae_config.json into the bundle.")
     p.add_argument("--bundle", required=True)
-    p.add_argument("--arch", default="matryoshka", choices=["matryoshka", "batchtopk", "topk", "relu"])
+    p.add_argument("--arch", default="matryoshka", choices=["matryoshka", "batchtopk", "topk", "relu", "mp"],
+                   help="SAE architecture (training/sae/; default matryoshka)")
     p.add_argument("--n-latents", type=int, help="dictionary size")
     p.add_argument("--k", type=int, help="mean active latents per row (TopK family)")
     p.add_argument("--prefixes", help="Matryoshka prefix sizes, comma-separated, ending at n_latents")

@@ -12,6 +12,7 @@ from torch import Tensor
 from .base import SAEConfig, SparseAutoencoder
 from .batchtopk import BatchTopKConfig, BatchTopKSAE
 from .matryoshka import MatryoshkaConfig, MatryoshkaSAE
+from .mp import MatchingPursuitSAE, MPConfig
 from .relu import ReLUConfig, ReLUSAE
 from .topk import TopKConfig, TopKSAE
 
@@ -20,6 +21,7 @@ SAES: dict[str, tuple[type[SAEConfig], type[SparseAutoencoder]]] = {
     "batchtopk": (BatchTopKConfig, BatchTopKSAE),
     "topk": (TopKConfig, TopKSAE),
     "relu": (ReLUConfig, ReLUSAE),
+    "mp": (MPConfig, MatchingPursuitSAE),
 }
 DEFAULT_ARCH = "matryoshka"
 

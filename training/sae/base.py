@@ -44,6 +44,8 @@ class SparseAutoencoder(nn.Module):
     """z = act(ReLU((x_n - b_dec) W_enc + b_enc)); x_n_hat = z W_dec + b_dec; x_n = (x - mean) / scale."""
 
     arch: ClassVar[str]
+    linear_encoder: ClassVar[bool] = True
+    """False when the encoder is built from the decoder's atoms alone (matching pursuit)."""
 
     def __init__(self, d_in: int, cfg: SAEConfig, mean_D: Tensor, scale: float):
         super().__init__()
@@ -53,8 +55,9 @@ class SparseAutoencoder(nn.Module):
         w_dec = torch.randn(cfg.n_latents, d_in, generator=gen)
         w_dec = w_dec / w_dec.norm(dim=1, keepdim=True)
         self.W_dec = nn.Parameter(w_dec)
-        self.W_enc = nn.Parameter(w_dec.T.clone())
-        self.b_enc = nn.Parameter(torch.zeros(cfg.n_latents))
+        if self.linear_encoder:
+            self.W_enc = nn.Parameter(w_dec.T.clone())
+            self.b_enc = nn.Parameter(torch.zeros(cfg.n_latents))
         self.b_dec = nn.Parameter(torch.zeros(d_in))
         self.register_buffer("mean", mean_D.detach().clone().float())
         self.register_buffer("scale", torch.tensor(float(scale)))

@@ -17,6 +17,21 @@ from .base import SAEOutput
 from .batchtopk import BatchTopKConfig, BatchTopKSAE
 
 
+def default_prefixes(n_latents: int, prefixes: tuple[int, ...]) -> tuple[int, ...]:
+    """Validated prefix sizes; empty means halving from n_latents down to 64."""
+    if not prefixes:
+        sizes = [n_latents]
+        while sizes[0] // 2 >= 64:
+            sizes.insert(0, sizes[0] // 2)
+        return tuple(sizes)
+    prefixes = tuple(int(p) for p in prefixes)
+    if list(prefixes) != sorted(set(prefixes)) or prefixes[0] < 1:
+        raise ValueError(f"prefixes must be strictly increasing positive sizes, got {prefixes}")
+    if prefixes[-1] != n_latents:
+        raise ValueError(f"the last prefix ({prefixes[-1]}) must equal n_latents ({n_latents})")
+    return prefixes
+
+
 @dataclass
 class MatryoshkaConfig(BatchTopKConfig):
     prefixes: tuple[int, ...] = ()
@@ -25,16 +40,7 @@ class MatryoshkaConfig(BatchTopKConfig):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        if not self.prefixes:
-            sizes = [self.n_latents]
-            while sizes[0] // 2 >= 64:
-                sizes.insert(0, sizes[0] // 2)
-            self.prefixes = tuple(sizes)
-        self.prefixes = tuple(int(p) for p in self.prefixes)
-        if list(self.prefixes) != sorted(set(self.prefixes)) or self.prefixes[0] < 1:
-            raise ValueError(f"prefixes must be strictly increasing positive sizes, got {self.prefixes}")
-        if self.prefixes[-1] != self.n_latents:
-            raise ValueError(f"the last prefix ({self.prefixes[-1]}) must equal n_latents ({self.n_latents})")
+        self.prefixes = default_prefixes(self.n_latents, self.prefixes)
 
 
 class MatryoshkaSAE(BatchTopKSAE):
