@@ -171,7 +171,7 @@ class BundleWriter:
         self.manifest = manifest
 
     @classmethod
-    def create(cls, root: str | Path, dataset: DatasetInfo, model: ModelInfo) -> "BundleWriter":
+    def create(cls, root: str | Path, dataset: DatasetInfo, model: ModelInfo) -> BundleWriter:
         root = Path(root)
         root.mkdir(parents=True, exist_ok=True)
         if (root / MANIFEST).exists():
@@ -186,7 +186,7 @@ class BundleWriter:
         return cls(root, manifest)
 
     @classmethod
-    def open(cls, root: str | Path) -> "BundleWriter":
+    def open(cls, root: str | Path) -> BundleWriter:
         """Opens an existing, verified bundle for adding files (``steerrec sae``, ``interpret``)."""
         bundle = Bundle.open(root)
         return cls(bundle.root, bundle.manifest)
@@ -235,7 +235,7 @@ class Bundle:
         self.manifest = manifest
 
     @classmethod
-    def open(cls, root: str | Path, verify: bool = True) -> "Bundle":
+    def open(cls, root: str | Path, verify: bool = True) -> Bundle:
         root = Path(root)
         if not root.is_dir():
             raise BundleError(f"{root}: bundle directory does not exist")

@@ -1,0 +1,132 @@
+"""Labels, slugs and statuses on a hand-built catalogue whose neurons we know the meaning of."""
+
+import re
+
+import numpy as np
+import pytest
+from steerrec.training.interpret import alignment as AL
+from steerrec.training.interpret import concepts as CO
+from steerrec.training.interpret import labels as LB
+
+from steerrec.bundle import SLUG_PATTERN, NeuronRecord
+
+N = 120
+
+
+def catalogue():
+    """40 Horror (20 from the 1980s: 10 slashers, 10 zombie films), 40 Comedy, 40 Drama."""
+    genre = [["Horror"]] * 40 + [["Comedy"]] * 40 + [["Drama"]] * 40
+    sub = [["Horror/Slasher"]] * 10 + [["Horror/Zombie"]] * 10 + [["Horror/Ghost"]] * 20 + \
+          [["Comedy/Satire"]] * 40 + [["Drama/Family"]] * 40
+    decade = [["1980s"]] * 20 + [["1990s"]] * 20 + ([["1980s"]] * 5 + [["1990s"]] * 15) * 2 + [["2000s"]] * 40
+    meta = {"title": [f"item {i}" for i in range(N)],
+            "facets": {"genre": genre, "subgenre": sub, "decade": decade}}
+    popularity = np.arange(N)[::-1] % 37 + 1
+    return meta, popularity
+
+
+def codes(popularity):
+    rng = np.random.default_rng(0)
+    z = np.zeros((N, 9), np.float32)
+    z[:40, 0] = 5 + rng.random(40)              # broad Horror, strongest and complete
+    z[40:43, 0] = 1.0
+    z[:20, 1] = 6 + rng.random(20)              # 1980s Horror only
+    z[45:47, 1] = 0.5
+    z[rng.choice(40, 25, replace=False), 2] = 3  # a weaker Horror neuron, with drama mixed in
+    z[80:90, 2] = 2.5
+    z[rng.choice(N, 30, replace=False), 3] = 1 + rng.random(30)  # no concept: mixed
+    # latent 4 never fires: dead
+    z[40:80, 5] = 4 + rng.random(40)            # Comedy
+    # latent 6 fires on users only (see users below)
+    z[:10, 7] = 7                               # slashers only
+    z[:, 8] = np.log(popularity) * (rng.random(N) < 0.9)  # follows popularity, any genre
+    users = np.zeros((5, 9), np.float32)
+    users[:, 6] = 1.0
+    return z, users
+
+
+@pytest.fixture(scope="module")
+def labelled():
+    meta, pop = catalogue()
+    z, users = codes(pop)
+    cm = CO.item_concepts(meta, pop, min_support=5)
+    al = AL.align(z, cm.matrix_IC)
+    alive = (z > 0).any(0) | (users > 0).any(0)
+    pop_corr = AL.pearson(z, np.log1p(pop).astype(float))
+    namings, slugs = LB.label_neurons(al, cm, CO.narrower_than(cm), alive, LB.LabelConfig(), pop_corr)
+    records = LB.build_records(namings, slugs, al, cm, np.zeros(9, int), [str(i) for i in range(N)],
+                               meta["title"], LB.LabelConfig())
+    return namings, slugs, records
+
+
+def test_statuses(labelled):
+    namings, _, _ = labelled
+    assert [n.status for n in namings] == ["ok", "ok", "ok", "low_confidence", "dead", "ok", "low_confidence",
+                                           "ok", "ok"]
+
+
+def test_the_best_horror_neuron_owns_the_plain_slug(labelled):
+    namings, slugs, _ = labelled
+    assert (namings[0].label, slugs[0]) == ("Horror", "horror")
+    assert (namings[5].label, slugs[5]) == ("Comedy", "comedy")
+
+
+def test_a_narrower_neuron_gets_a_compound_label_and_the_weaker_a_numbered_slug(labelled):
+    namings, slugs, _ = labelled
+    assert (namings[1].label, slugs[1]) == ("Horror (1980s)", "horror-1980s")
+    assert namings[2].label == "Horror" and slugs[2] == "horror-2"
+    assert namings[2].confidence < namings[0].confidence
+
+
+def test_a_subgenre_neuron_is_named_by_the_subgenre(labelled):
+    namings, slugs, _ = labelled
+    assert (namings[7].label, slugs[7]) == ("Horror/Slasher", "horror-slasher")
+
+
+def test_unsupported_neurons_claim_no_concept(labelled):
+    namings, slugs, records = labelled
+    for i in (3, 4, 6):
+        assert slugs[i] == f"n{i}"
+        assert "Horror" not in namings[i].label and "Comedy" not in namings[i].label
+    assert records[4]["kind"] == "dead" and records[4]["top_items"] == []
+    assert records[3]["kind"] == "mixed" and "closest_concept" in records[3]
+
+
+def test_popularity_neuron_is_found_by_correlation(labelled):
+    namings, slugs, records = labelled
+    assert (namings[8].label, slugs[8], records[8]["kind"]) == ("Popular", "popular", "popularity")
+    assert namings[8].confidence >= 0.4
+
+
+def test_slugs_are_unique_and_valid_and_records_fit_the_schema(labelled):
+    _, slugs, records = labelled
+    assert len(set(slugs)) == len(slugs)
+    assert all(re.fullmatch(SLUG_PATTERN, s) for s in slugs)
+    for rec in records:
+        NeuronRecord.model_validate(rec)
+        assert 0.0 <= rec["confidence"] <= 1.0
+    assert records[0]["top_items"][0]["activation"] >= records[0]["top_items"][-1]["activation"]
+    assert records[0]["concepts"][0] == {"facet": "genre", "concept": "Horror", "share": 1.0}
+    assert records[0]["purity@10"] == 1.0 and records[0]["recall"] == 1.0
+
+
+def test_slugs_that_look_like_neuron_ids_are_prefixed():
+    meta = {"title": [str(i) for i in range(40)], "facets": {"tag": [["2000"]] * 20 + [["rock"]] * 20}}
+    cm = CO.item_concepts(meta, np.ones(40), min_support=5)
+    z = np.zeros((40, 2), np.float32)
+    z[:20, 0] = 1 + np.arange(20)
+    z[20:, 1] = 1 + np.arange(20)
+    al = AL.align(z, cm.matrix_IC)
+    _, slugs = LB.label_neurons(al, cm, CO.narrower_than(cm), np.ones(2, bool), LB.LabelConfig())
+    assert slugs == ["tag-2000", "rock"]
+
+
+def test_many_neurons_of_one_concept_get_distinct_slugs_in_rank_order():
+    meta = {"title": [str(i) for i in range(60)], "facets": {"genre": [["Horror"]] * 30 + [["Comedy"]] * 30}}
+    cm = CO.item_concepts(meta, np.ones(60), min_support=5)
+    z = np.zeros((60, 4), np.float32)
+    for j, n in enumerate([12, 30, 20, 25]):  # all pure Horror, covering more or fewer items
+        z[:n, j] = np.linspace(2, 1, n)
+    al = AL.align(z, cm.matrix_IC)
+    _, slugs = LB.label_neurons(al, cm, CO.narrower_than(cm), np.ones(4, bool), LB.LabelConfig())
+    assert slugs == ["horror-4", "horror", "horror-3", "horror-2"]  # the correlation decides among equals
