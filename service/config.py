@@ -8,7 +8,7 @@ dict, or ``STEERREC_<FIELD>`` environment variables.
 from __future__ import annotations
 
 import os
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any, Literal
 
 
@@ -52,18 +52,29 @@ class ServiceConfig:
     """Use a GPU for ONNX Runtime and FAISS when one is present (runtime.py decides)."""
     verify_bundle: bool = True
     """Check every bundle checksum at load."""
-    admin_token: str | None = None
-    """Placeholder for admin routes (reloading a bundle, ...); none exist yet, so it is unused."""
+    max_target_length: int = 8192
+    """Longest request target (path and query string) in bytes; longer is a 414 (limits.py)."""
+    max_body_bytes: int = 16384
+    """Largest request body in bytes; larger is a 413."""
+    admin_token: str | None = field(default=None, repr=False)
+    """Bearer token of the admin routes (admin.py), at least 16 characters; None disables them. Give
+    it as STEERREC_ADMIN_TOKEN or through ``admin_token_file``, not on a command line."""
+    admin_token_file: str | None = None
+    """File holding the admin token (e.g. a mounted Kubernetes Secret); read at startup."""
+    reload_poll_s: float = 1.0
+    """How often a Ray Serve replica checks whether another one reloaded the bundle."""
 
     def __post_init__(self) -> None:
         if not 1 <= self.default_k <= self.max_k:
             raise ValueError(f"default_k must be in 1..max_k ({self.max_k}), got {self.default_k}")
         for name in ("max_steers", "max_filters", "max_promotes", "max_query_length", "max_param_length",
-                     "max_list_limit"):
+                     "max_list_limit", "max_target_length", "max_body_bytes"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be >= 0")
         if self.max_magnitude <= 0 or self.max_threshold <= 0:
             raise ValueError("max_magnitude and max_threshold must be > 0")
+        if self.reload_poll_s <= 0:
+            raise ValueError("reload_poll_s must be > 0")
         if self.ann_kind not in ("hnsw", "ivf"):
             raise ValueError(f"ann_kind must be 'hnsw' or 'ivf', got {self.ann_kind!r}")
 

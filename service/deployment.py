@@ -13,8 +13,8 @@ work (~0.1 ms) is too small for batching to pay for the wait it adds.
 
 from __future__ import annotations
 
+import os
 import uuid
-from pathlib import Path
 from typing import Any
 
 from ray import serve
@@ -22,9 +22,33 @@ from ray import serve
 from .app import SteerService, create_app
 from .config import ServiceConfig
 from .engine import SteeringEngine
+from .reload import attach_to_replica
 
 DEFAULT_MAX_ONGOING_REQUESTS = 64
 """Serve's default of 5 queues requests in the proxy at concurrency 32 and collapses throughput."""
+
+
+def _bind_replica_grpc_to_loopback() -> bool:
+    """On a loopback-only node (``steerrec serve --host 127.0.0.1``), make the replica's internal
+    gRPC server bind 127.0.0.1 too: Ray Serve 2.60 binds it on ``[::]`` whatever the node address
+    (ray/serve/_private/replica.py), which would expose it on every interface. Nothing off the
+    node can reach a loopback node's replicas anyway, so this changes no reachable route. Returns
+    whether the patch applied (tests/service/test_ops_live.py checks every listening socket)."""
+    import ray
+    from ray.serve._private import replica
+
+    original = getattr(replica, "add_port_to_grpc_server", None)
+    if original is None or ray.util.get_node_ip_address() != "127.0.0.1":
+        return False
+    if getattr(original, "loopback_patch", False):
+        return True
+
+    def add_port(server, address: str):
+        return original(server, address.replace("[::]:", "127.0.0.1:", 1))
+
+    add_port.loopback_patch = True
+    replica.add_port_to_grpc_server = add_port
+    return True
 
 
 @serve.deployment(name="steerrec", max_ongoing_requests=DEFAULT_MAX_ONGOING_REQUESTS,
@@ -33,10 +57,14 @@ DEFAULT_MAX_ONGOING_REQUESTS = 64
 class SteerRecDeployment:
     def __init__(self, bundle: str, settings: dict[str, Any] | None = None, experiments: str | None = None,
                  events: str | None = None, metrics: str = "auto"):
-        from .metrics import create_metrics
+        from .metrics import _inside_ray_worker, create_metrics
 
+        if _inside_ray_worker():  # Serve starts the replica's gRPC server once this constructor returns
+            _bind_replica_grpc_to_loopback()
         config = ServiceConfig.from_env().with_overrides(settings)
-        self.engine = SteeringEngine(bundle, config)
+        # Loaded from what the path resolves to now, so its later reads stay in one version if the path is
+        # re-pointed; held by the service only, so a reload can free it.
+        engine = SteeringEngine(os.path.realpath(bundle), config)
         self.experiments = self.events = None
         if experiments:
             from .experiments import ExperimentSet
@@ -46,7 +74,8 @@ class SteerRecDeployment:
             from .events import EventStore
 
             self.events = EventStore(events)
-        self.service = SteerService(self.engine, self.experiments, self.events, create_metrics(metrics))
+        self.service = SteerService(engine, self.experiments, self.events, create_metrics(metrics))
+        attach_to_replica(self.service, bundle)  # follows other replicas' /admin/reload (reload.py)
 
     def __serve_build_asgi_app__(self):
         return create_app(self.service)
@@ -57,7 +86,7 @@ class SteerRecDeployment:
         return await self.service.recommend(uuid.uuid4().hex, user, k, steer, filter, promote, exclude_seen, ab)
 
     def explain(self, user: str, item: str, steer: list[str] = ()) -> dict[str, Any]:
-        return self.engine.explain(user, item, steer)
+        return self.service.engine.explain(user, item, steer)
 
     def healthz(self) -> dict[str, Any]:
         return self.service.health()
@@ -82,7 +111,7 @@ def build_app(args: dict[str, Any]) -> serve.Application:
     deployment = SteerRecDeployment.options(**options) if options else SteerRecDeployment
     for key in ("bundle", "experiments", "events"):  # replicas may not share the builder's working directory
         if args.get(key):
-            args[key] = str(Path(args[key]).resolve())
+            args[key] = os.path.abspath(args[key])  # absolute, but a symlink stays one: reloads follow it
     known = {"bundle", "settings", "experiments", "events", "metrics"}
     unknown = sorted(set(args) - known)
     if unknown:
