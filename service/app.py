@@ -18,8 +18,10 @@ from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 from starlette.routing import Match, Route
 
+from .admin import install_admin_routes
 from .config import ServiceConfig
 from .engine import SteeringEngine
+from .explorer import install_explorer
 from .http_errors import (
     REQUEST_ID_KEY,
     OrjsonResponse,
@@ -28,6 +30,7 @@ from .http_errors import (
     error_response,
     install_error_handlers,
 )
+from .limits import RequestLimits
 from .metrics import ServiceMetrics, create_metrics
 from .query import Param, openapi_parameters, parse_query
 from .schemas import (
@@ -103,6 +106,7 @@ class SteerService:
             experiments.check_specs(lambda s, f, p: engine.parse(s, f, p))
         self.forms = allowed_forms(self.config, experiments.override_values() if experiments is not None else ["off"])
         self.arm_of_request: OrderedDict[str, tuple[str, str]] = OrderedDict()
+        self.reloader = None  # reload.Reloader, set by admin.py when administration is enabled
 
     def assign(self, user: str, ab: str | None):
         if self.experiments is None:
@@ -157,14 +161,15 @@ class SteerService:
     def health(self) -> dict[str, Any]:
         return {"status": "ok", "engine": self.engine.describe(), "runtime": self.engine.runtime.describe(),
                 "experiments": [e.name for e in self.experiments.experiments] if self.experiments else [],
-                "events": self.events is not None}
+                "events": self.events is not None, "bundle": self.reloader.status() if self.reloader else None}
 
 
 def create_app(service: SteerService, title: str = "steerrec") -> FastAPI:
     """The HTTP face of a ``SteerService`` (build one with ``SteerService(engine, experiments,
     events, metrics)``; ``experiments`` is an ``ExperimentSet``, ``events`` an ``EventStore``)."""
-    engine, config, metrics, forms = service.engine, service.config, service.metrics, service.forms
+    config, metrics, forms = service.config, service.metrics, service.forms  # service.engine may be swapped
     app = FastAPI(title=title, description=DESCRIPTION, version="1")
+    app.add_middleware(RequestLimits, config=config, metrics=metrics)  # inside the metrics middleware
     app.add_middleware(MetricsMiddleware, metrics=metrics)
     install_error_handlers(app, metrics, forms)
 
@@ -212,7 +217,7 @@ def create_app(service: SteerService, title: str = "steerrec") -> FastAPI:
     async def neurons(request: Request) -> Response:
         start(request)
         p = query(request, neurons_params, {"q": config.max_query_length})
-        total, rows = engine.catalog.search(p["q"], p["limit"], p["offset"])
+        total, rows = service.engine.catalog.search(p["q"], p["limit"], p["offset"])
         return OrjsonResponse({"total": total, "offset": p["offset"], "limit": p["limit"], "query": p["q"],
                                "neurons": rows})
 
@@ -223,7 +228,8 @@ def create_app(service: SteerService, title: str = "steerrec") -> FastAPI:
         query(request, ())
         if len(neuron) > 200:
             raise SpecError("neuron", neuron, "longer than 200 characters", forms["neuron"])
-        return OrjsonResponse(engine.catalog.detail(engine.catalog.resolve(neuron.strip())))
+        catalog = service.engine.catalog
+        return OrjsonResponse(catalog.detail(catalog.resolve(neuron.strip())))
 
     @app.get("/explain", response_class=OrjsonResponse, responses={200: {"model": ExplainResponse}, **ERRORS},
              openapi_extra=openapi_parameters(explain_params, forms),
@@ -231,7 +237,7 @@ def create_app(service: SteerService, title: str = "steerrec") -> FastAPI:
     async def explain(request: Request) -> Response:
         request_id = start(request)
         p = query(request, explain_params)
-        return OrjsonResponse({"request_id": request_id, **engine.explain(p["user"], p["item"], p["steer"])})
+        return OrjsonResponse({"request_id": request_id, **service.engine.explain(p["user"], p["item"], p["steer"])})
 
     @app.get("/healthz", response_class=OrjsonResponse, responses={200: {"model": Health}},
              summary="Liveness and what is being served")
@@ -260,4 +266,6 @@ def create_app(service: SteerService, title: str = "steerrec") -> FastAPI:
 
     hot_route("/noop", noop, (), None, "Does nothing: the latency floor the benchmarks compare /recommend with")
 
+    install_admin_routes(app, service)  # POST /admin/reload when a token is configured (admin.py)
+    install_explorer(app, service)  # the page at /explorer/ and its JSON routes (explorer.py)
     return app

@@ -157,6 +157,8 @@ class Health(_Model):
     runtime: dict[str, Any]
     experiments: list[str]
     events: bool
+    bundle: dict[str, Any] | None = Field(None, description="With admin routes on: the bundle path, what it "
+                                          "resolved to, its manifest hash and the last reload error (reload.py)")
 
 
 class FeedbackIn(_Model):
@@ -171,3 +173,81 @@ class FeedbackOut(_Model):
     duplicate: bool
     experiment: str | None
     arm: str | None
+
+
+class TreeNode(BaseModel):
+    model_config = ConfigDict(extra="allow")  # concept_tree.json adds link strengths (score, coactivation, ...)
+    id: int
+    slug: str | None
+    label: str
+    prefix: int | None = Field(description="Matryoshka level")
+    status: str
+    confidence: float | None
+    parent: int | None = Field(description="Parent neuron in an earlier prefix; null for a root")
+    children: list[int]
+
+
+class ConceptTree(_Model):
+    source: Literal["concept_tree.json", "neurons.json", "computed"] = Field(
+        description="concept_tree.json of the bundle; else the parent fields of neurons.json; else prefix levels only")
+    prefixes: list[int] = Field(description="Matryoshka prefix sizes")
+    method: dict[str, Any] | None = Field(description="How parents were linked (concept_tree.json only)")
+    roots: list[int]
+    nodes: list[TreeNode] = Field(description="Live neurons (dead ones are left out)")
+
+
+class ArmInfo(_Model):
+    name: str
+    weight: float
+    control: bool
+    override: str = Field(description="The ab= value that forces this arm: EXPERIMENT:ARM")
+    steer: list[str]
+    filter: list[str]
+    promote: list[str]
+
+
+class ExperimentInfo(_Model):
+    name: str
+    enabled: bool
+    traffic: float
+    control: str
+    arms: list[ArmInfo]
+
+
+class ArmAssignment(_Model):
+    experiment: str
+    arm: str
+
+
+class ExperimentList(_Model):
+    experiments: list[ExperimentInfo] = Field(description="Empty when the server runs no experiments")
+    user: str | None
+    assignment: ArmAssignment | None = Field(description="The arm the user gets by hash (null: no experiment)")
+
+
+class UserList(_Model):
+    total: int
+    offset: int
+    limit: int
+    query: str | None
+    users: list[str]
+
+
+class SeenItem(_Model):
+    id: str
+    title: str
+
+
+class UserNeuron(_Model):
+    neuron: int
+    slug: str | None
+    label: str
+    activation: float
+    activation_units: float = Field(description="activation / the neuron's activation scale")
+
+
+class UserProfile(_Model):
+    user: str
+    n_seen: int = Field(description="Training items of the user (excluded from recommendations by default)")
+    seen: list[SeenItem] = Field(description="The first of them")
+    neurons: list[UserNeuron] = Field(description="Active neurons, strongest (in scale units) first")
