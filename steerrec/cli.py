@@ -8,7 +8,7 @@ import sys
 from importlib import import_module
 
 # Each module defines register(subparsers) and its handlers.
-COMMAND_MODULES = ("demo", "data", "train", "sae", "ab", "interpret", "serve")
+COMMAND_MODULES = ("demo", "data", "train", "sae", "interpret", "serve", "ab", "bench")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -72,8 +72,13 @@ def run_simulate(args: argparse.Namespace) -> int:
     import numpy as np
 
     from steerrec.bundle import Bundle
-    from steerrec.service.abtest.simulate import (concept_mask, engine_ranker, format_simulation, load_test_set,
-                                                  simulate)
+    from steerrec.service.abtest.simulate import (
+        concept_mask,
+        engine_ranker,
+        format_simulation,
+        load_test_set,
+        simulate,
+    )
     from steerrec.service.experiments import ExperimentSet
 
     experiments = ExperimentSet.load(args.experiments)
@@ -100,7 +105,10 @@ def run_simulate(args: argparse.Namespace) -> int:
     experiments.check_specs(engine.parse)  # an arm the engine cannot apply fails now, naming file and arm
     rank = engine_ranker(engine, args.k, exclude_seen=not args.include_seen, user_ids=bundle.user_ids())
     if args.interleave:
-        from steerrec.service.abtest.interleave import format_interleaving, simulate_interleaving
+        from steerrec.service.abtest.interleave import (
+            format_interleaving,
+            simulate_interleaving,
+        )
 
         result = simulate_interleaving(rank, known[names[0]], known[names[1]], test, args.k, args.seed, users)
         print(format_interleaving(result))

@@ -10,6 +10,8 @@ import atexit
 import functools
 import re
 import shutil
+import subprocess
+import sys
 import tempfile
 from pathlib import Path
 
@@ -19,13 +21,30 @@ import pytest
 from steerrec.bundle import NEURONS, BundleWriter
 
 REPO = Path(__file__).resolve().parents[2]
-DEMO = REPO / "bundles" / "demo"
+
+# MF on the synthetic catalogue (seed 0) and the SAE with `steerrec sae`'s defaults, through the library calls, so it depends on neither command's
+# flags. In a subprocess: the serving tests' own process stays free of torch.
+BUILD_DEMO = """
+import sys
+from steerrec.training.pipeline import DataSpec, run_train
+from steerrec.training.sae.pipeline import run_sae
+from steerrec.training.sae.trainer import SAETrainConfig
+path, _ = run_train(DataSpec(dataset="synthetic", seed=0), sys.argv[1], "mf", seed=0, progress=False)
+run_sae(path, tcfg=SAETrainConfig(progress=False))
+"""
 
 
+@functools.cache
 def require_demo() -> Path:
-    if not (DEMO / "manifest.json").is_file() or not (DEMO / "sae_encoder.onnx").is_file():
-        pytest.skip(f"{DEMO} with an SAE is absent: run `steerrec demo` and `steerrec sae --bundle {DEMO}`")
-    return DEMO
+    """The synthetic bundle with the default SAE (512 latents, 3000 steps) and no neurons.json,
+    built once per session in a scratch directory whatever bundles/ holds, so that every run tests
+    the same bundle (about a minute on two idle cores)."""
+    path = _scratch() / "built-demo"
+    done = subprocess.run([sys.executable, "-c", BUILD_DEMO, str(path)], cwd=REPO, capture_output=True, text=True,
+                          check=False)
+    if done.returncode != 0:
+        pytest.fail(f"building the demo bundle in {path} failed:\n{done.stderr[-3000:]}")
+    return path
 
 
 @functools.cache

@@ -6,24 +6,42 @@ import json
 import math
 import sys
 import types
-from pathlib import Path
 
 import numpy as np
 import pytest
 from scipy import stats
-
-from steerrec.cli import main
-from steerrec.service.abtest.interleave import (TEAM_A, TEAM_B, Interleaving, attribute, outcome,
-                                                simulate_interleaving, team_draft)
+from steerrec.service.abtest.interleave import (
+    TEAM_A,
+    TEAM_B,
+    Interleaving,
+    attribute,
+    outcome,
+    simulate_interleaving,
+    team_draft,
+)
 from steerrec.service.abtest.report import build_report, format_report, load_events
-from steerrec.service.abtest.simulate import (TestSet, bootstrap_intervals, concept_mask, engine_ranker,
-                                              load_test_set, simulate)
-from steerrec.service.abtest.stats import holm, sign_test, two_proportion_ztest, wilson_interval, z_quantile
+from steerrec.service.abtest.simulate import (
+    TestSet,
+    bootstrap_intervals,
+    concept_mask,
+    engine_ranker,
+    load_test_set,
+    simulate,
+)
+from steerrec.service.abtest.stats import (
+    holm,
+    sign_test,
+    two_proportion_ztest,
+    wilson_interval,
+    z_quantile,
+)
 from steerrec.service.events import EventStore
 from steerrec.service.experiments import Assignment, ExperimentSet
 
-ROOT = Path(__file__).resolve().parents[2]
-DEMO = ROOT / "bundles" / "demo"
+from steerrec.cli import main
+
+from ._steer_helpers import require_demo
+
 Z95 = 1.959963984540054
 
 # -- statistics -----------------------------------------------------------------------------------
@@ -255,7 +273,7 @@ def test_concept_mask():
 
 
 def test_load_test_set_from_the_demo_bundle():
-    test = load_test_set(DEMO)
+    test = load_test_set(require_demo())
     assert test.indptr.shape == (3001,) and test.unrankable.shape == (3000,)
     assert len(test.users()) == int(np.sum(np.diff(test.indptr) + test.unrankable > 0))
 
@@ -316,7 +334,7 @@ def test_simulate_command_with_a_stand_in_engine(monkeypatch, tmp_path, capsys):
     monkeypatch.setitem(sys.modules, "steerrec.service.engine", types.SimpleNamespace(SteeringEngine=StandInEngine))
     config = tmp_path / "exp.json"
     config.write_text(json.dumps(CONFIG))
-    args = ["ab", "simulate", "--bundle", str(DEMO), "--experiments", str(config), "--users", "150",
+    args = ["ab", "simulate", "--bundle", str(require_demo()), "--experiments", str(config), "--users", "150",
             "--bootstrap", "50", "--k", "10"]
     assert main(args + ["--concept", "genre=horror"]) == 0
     out = capsys.readouterr().out

@@ -1,0 +1,65 @@
+"""``steerrec bench``: measurements of a built bundle (the latency and scale benchmarks live in
+benchmarks/, since they start servers)."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("bench", help="measure a bundle: steering effectiveness",
+                       description="Benchmarks that read a bundle and print a table.")
+    bench = p.add_subparsers(dest="bench_command", metavar="BENCHMARK", required=True)
+    s = bench.add_parser(
+        "steering", help="share of each concept in top-K as its neuron is boosted, and after filtering",
+        description="For every value of a facet (every genre by default), boost the neuron owning its slug "
+                    "for all users (steer=SLUG:+V at each strength) and filter its items (filter=SLUG); print "
+                    "the concept's share of the top-K, the fraction of users at the target share, and the "
+                    "Recall@K cost on the held-out test set. Needs neurons.json (steerrec interpret).")
+    s.add_argument("--bundle", required=True, metavar="DIR")
+    s.add_argument("--facet", default="genre", help="item metadata facet (default genre)")
+    s.add_argument("--strengths", default="2,4,8,16", help="boost values, comma-separated (default 2,4,8,16)")
+    s.add_argument("--k", type=int, default=20)
+    s.add_argument("--target-share", type=float, default=0.8, help="share that counts as steered (default 0.8)")
+    s.add_argument("--users", type=int, default=0, help="evenly spaced sample of users (default 0: all)")
+    s.set_defaults(handler=run_steering)
+
+
+def run_steering(args: argparse.Namespace) -> int:
+    import time
+
+    from steerrec.service.engine import SteeringEngine
+    from steerrec.service.steering_bench import (
+        SteeringBenchConfig,
+        best_strength,
+        run_steering_bench,
+    )
+    from steerrec.table import markdown_table
+
+    try:
+        strengths = tuple(float(v) for v in args.strengths.split(","))
+    except ValueError:
+        raise ValueError(f"--strengths expects numbers separated by commas, got {args.strengths!r}") from None
+    cfg = SteeringBenchConfig(facet=args.facet, strengths=strengths, k=args.k, target_share=args.target_share,
+                              users=args.users)
+    start = time.perf_counter()
+    engine = SteeringEngine(args.bundle)
+    results = run_steering_bench(engine, cfg)
+    k = cfg.k
+    headers = ["concept", "neuron", f"base share@{k}"]
+    for v in strengths:
+        headers += [f"+{v:g} share", f"+{v:g} users>={cfg.target_share:g}", f"+{v:g} recall"]
+    headers += ["filter share", "filter users=0", "filter recall"]
+    rows = []
+    for r in results:
+        row = [r.concept, r.slug or "(none)", r.base_share]
+        for v in strengths:
+            row += list(r.boosted[v]) if r.boosted else ["-", "-", "-"]
+        row += list(r.filtered) if r.filtered else ["-", "-", "-"]
+        rows.append(row)
+    print(markdown_table(headers, rows, digits=3))
+    best, count = best_strength(results, cfg)
+    print(f"\n{count} of {len(results)} {cfg.facet} values reach >= {cfg.target_share:.0%} of the top-{k} for >= 90% "
+          f"of users at strength +{best:g} (recall columns: relative Recall@{k} change; "
+          f"{len(engine.user_ids) if not cfg.users else cfg.users} users; {time.perf_counter() - start:.1f} s)")
+    return 0
