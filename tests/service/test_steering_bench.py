@@ -58,3 +58,8 @@ def test_command_prints_the_table(capsys):
     out = capsys.readouterr().out
     assert "| Horror " in out and "+4 users>=0.8" in out
     assert "genre values reach >= 80% of the top-20 for >= 90% of users at strength +" in out
+
+
+def test_a_missing_bundle_is_one_line_naming_it(capsys, tmp_path):
+    assert main(["bench", "steering", "--bundle", str(tmp_path / "nope")]) == 2
+    assert capsys.readouterr().err.strip() == f"steerrec bench: error: {tmp_path / 'nope'}: bundle directory does not exist"
