@@ -16,11 +16,11 @@ import time
 from pathlib import Path
 
 import torch
-
-from steerrec.table import markdown_table
 from steerrec.training import evaluate
 from steerrec.training.data.split import from_files
 from steerrec.training.pipeline import train_base
+
+from steerrec.table import markdown_table
 
 VARIANTS = {
     "als": ("mf", {}),

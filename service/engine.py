@@ -16,7 +16,14 @@ from typing import Any
 
 import numpy as np
 
-from steerrec.bundle import NEURONS, SAE_DECODER, SAE_ENCODER, SAE_WEIGHTS, Bundle, BundleError
+from steerrec.bundle import (
+    NEURONS,
+    SAE_DECODER,
+    SAE_ENCODER,
+    SAE_WEIGHTS,
+    Bundle,
+    BundleError,
+)
 
 from .codes import encode_sparse
 from .config import ServiceConfig

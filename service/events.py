@@ -33,8 +33,9 @@ import os
 import sqlite3
 import threading
 import time
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import Callable, Iterator, NamedTuple, Sequence, TypeVar
+from typing import NamedTuple, TypeVar
 
 BUSY_TIMEOUT_S = 30.0
 """How long one statement waits for another process's write lock before SQLite gives up."""
@@ -256,7 +257,7 @@ class EventStore:
                 self._conn.close()
             self._conn = None
 
-    def __enter__(self) -> "EventStore":
+    def __enter__(self) -> EventStore:
         return self
 
     def __exit__(self, *exc) -> None:

@@ -29,11 +29,12 @@ from __future__ import annotations
 import bisect
 import hashlib
 import json
-import tomllib
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any
 
+import tomllib
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
@@ -219,12 +220,12 @@ class ExperimentSet:
         self._arm_bounds = {e.name: _cumulative([a.weight for a in e.arms]) for e in config.experiments}
 
     @classmethod
-    def load(cls, path: str | Path) -> "ExperimentSet":
+    def load(cls, path: str | Path) -> ExperimentSet:
         path = Path(path)
         return cls.from_dict(_read_document(path), source=str(path))
 
     @classmethod
-    def from_dict(cls, data: Any, source: str = "<config>") -> "ExperimentSet":
+    def from_dict(cls, data: Any, source: str = "<config>") -> ExperimentSet:
         try:
             config = ExperimentsFile.model_validate(data)
         except ValidationError as exc:
@@ -233,7 +234,7 @@ class ExperimentSet:
         return cls(config, source)
 
     @classmethod
-    def empty(cls) -> "ExperimentSet":
+    def empty(cls) -> ExperimentSet:
         return cls(ExperimentsFile())
 
     @property

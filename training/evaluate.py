@@ -47,7 +47,7 @@ def evaluate_tops(tops_BK: np.ndarray, users: np.ndarray, split: Split, ks=(10, 
     test_indptr, test_indices = split.test.csr()
     n_test = split.test_counts()[users]
     hits = metrics.hits_matrix(tops_BK, users, test_indptr, test_indices)
-    out: dict[str, float] = {"users": int(len(users))}
+    out: dict[str, float] = {"users": len(users)}
     for k in ks:
         s = metrics.ranking_scores(hits[:, :k], n_test)
         out[f"recall@{k}"] = float(s.recall.mean())

@@ -7,8 +7,9 @@ test is an exact binomial tail computed in log space so it holds for thousands o
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from statistics import NormalDist
-from typing import NamedTuple, Sequence
+from typing import NamedTuple
 
 _NORMAL = NormalDist()
 

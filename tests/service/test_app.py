@@ -9,7 +9,14 @@ from steerrec.service.app import SteerService, create_app
 from steerrec.service.events import EventStore
 from steerrec.service.experiments import ExperimentSet
 from steerrec.service.metrics import PrometheusMetrics
-from steerrec.service.schemas import ErrorBody, ExplainResponse, Health, NeuronDetail, NeuronList, RecommendResponse
+from steerrec.service.schemas import (
+    ErrorBody,
+    ExplainResponse,
+    Health,
+    NeuronDetail,
+    NeuronList,
+    RecommendResponse,
+)
 
 from ._steer_helpers import genre_slug, labelled_engine, plain_engine
 

@@ -5,12 +5,24 @@ import numpy as np
 import onnxruntime as ort
 import pytest
 from steerrec.service.config import ServiceConfig
-from steerrec.service.engine import EngineError, SteeringEngine, UnknownItem, UnknownUser
+from steerrec.service.engine import (
+    EngineError,
+    SteeringEngine,
+    UnknownItem,
+    UnknownUser,
+)
 from steerrec.service.steering import SpecError
 
 from steerrec.bundle import NEURONS, SAE_DECODER, SAE_ENCODER, SAE_WEIGHTS, BundleWriter
 
-from ._steer_helpers import copy_bundle, genre_slug, labelled_engine, ml1m_engine, plain_engine, reference_top_k
+from ._steer_helpers import (
+    copy_bundle,
+    genre_slug,
+    labelled_engine,
+    ml1m_engine,
+    plain_engine,
+    reference_top_k,
+)
 
 
 @pytest.fixture(scope="module")

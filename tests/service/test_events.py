@@ -5,7 +5,6 @@ import os
 import signal
 
 import pytest
-
 from steerrec.service.events import EventStore
 
 FORK = mp.get_context("fork")

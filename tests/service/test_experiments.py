@@ -7,8 +7,12 @@ from pathlib import Path
 
 import pytest
 from scipy import stats
-
-from steerrec.service.experiments import ExperimentConfigError, ExperimentSet, OverrideError, unit_hash
+from steerrec.service.experiments import (
+    ExperimentConfigError,
+    ExperimentSet,
+    OverrideError,
+    unit_hash,
+)
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "deploy" / "experiments.example.json"
 

@@ -3,7 +3,14 @@
 import numpy as np
 import pytest
 from steerrec.service.neurons import UnknownNeuron
-from steerrec.service.steering import SpecError, apply_steers, check_count, parse_filter, parse_promote, parse_steer
+from steerrec.service.steering import (
+    SpecError,
+    apply_steers,
+    check_count,
+    parse_filter,
+    parse_promote,
+    parse_steer,
+)
 
 SLUGS = {"horror": 7, "comedy": 3, "sci-fi": 5}
 

@@ -4,15 +4,21 @@ equals its pairwise network, frozen scorers pass gradients to their inputs, and 
 import numpy as np
 import pytest
 import torch
-
-from steerrec.bundle import Bundle
 from steerrec.training import evaluate
 from steerrec.training.data import load_dataset
 from steerrec.training.data.schema import InteractionData
 from steerrec.training.data.split import random_holdout
 from steerrec.training.models import NCFConfig, load_model
-from steerrec.training.models.mf import MFConfig, MatrixFactorization, _ALSSolver, bm25_weights, fit_mf
+from steerrec.training.models.mf import (
+    MatrixFactorization,
+    MFConfig,
+    _ALSSolver,
+    bm25_weights,
+    fit_mf,
+)
 from steerrec.training.models.ncf import NCF, fit_ncf
+
+from steerrec.bundle import Bundle
 
 
 @pytest.fixture(scope="module")

@@ -2,11 +2,11 @@
 
 import numpy as np
 import pytest
-
 from steerrec.training.data import load_dataset
 from steerrec.training.data.schema import DataError, InteractionData
 from steerrec.training.data.split import from_files, leave_last_out, random_holdout
 from steerrec.training.data.transforms import k_core, to_implicit
+
 from tests.conftest import dataset_dir
 
 

@@ -1,7 +1,6 @@
 """The embedded default dataset: deterministic, planted concepts in metadata, realistic skew."""
 
 import numpy as np
-
 from steerrec.training.data import load_dataset
 from steerrec.training.data.synthetic import GENRES
 

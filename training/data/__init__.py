@@ -37,4 +37,4 @@ def load_dataset(name: str, path: str | Path | None = None, **options: Any) -> I
     return loader(Path(path), **options)
 
 
-__all__ = ["DataError", "InteractionData", "ItemCatalog", "LOADERS", "load_dataset"]
+__all__ = ["LOADERS", "DataError", "InteractionData", "ItemCatalog", "load_dataset"]

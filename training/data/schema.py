@@ -34,7 +34,7 @@ class ItemCatalog:
         if self.year is not None and len(self.year) != n:
             raise ValueError(f"year has {len(self.year)} rows for {n} items")
 
-    def subset(self, rows: np.ndarray) -> "ItemCatalog":
+    def subset(self, rows: np.ndarray) -> ItemCatalog:
         return ItemCatalog(
             titles=[self.titles[r] for r in rows],
             facets={k: [v[r] for r in rows] for k, v in self.facets.items()},
@@ -49,7 +49,7 @@ class ItemCatalog:
         return out
 
     @classmethod
-    def from_json(cls, obj: dict) -> "ItemCatalog":
+    def from_json(cls, obj: dict) -> ItemCatalog:
         year = obj.get("year")
         return cls(
             titles=list(obj["title"]),
@@ -115,7 +115,7 @@ class InteractionData:
         indptr, indices = self.csr()
         return np.bincount(indices, minlength=self.n_items)
 
-    def select(self, mask: np.ndarray) -> "InteractionData":
+    def select(self, mask: np.ndarray) -> InteractionData:
         """The same users and items (same index space), keeping only the masked interactions."""
         return InteractionData(
             name=self.name,
@@ -129,7 +129,7 @@ class InteractionData:
             user_meta=self.user_meta,
         )
 
-    def compact(self) -> "InteractionData":
+    def compact(self) -> InteractionData:
         """Drops users and items with no interaction and renumbers the rest (order kept)."""
         users = np.unique(self.user)
         items = np.unique(self.item)

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable, ClassVar, NamedTuple
+from typing import ClassVar, NamedTuple
 
 import numpy as np
-import torch
 from torch import Tensor, nn
 
 
@@ -86,7 +86,7 @@ class Recommender(nn.Module, ABC):
         bias = self.item_bias()
         return scores if bias is None else scores + bias
 
-    def frozen(self) -> "Recommender":
+    def frozen(self) -> Recommender:
         """Turns off gradients for the model's own parameters (inputs can still get them)."""
         self.eval()
         for param in self.parameters():

@@ -179,13 +179,13 @@ def fit_mf(train: InteractionData, cfg: MFConfig, validate: Validator | None = N
     start = time.perf_counter()
     if cfg.solver == "als":
         solver = _ALSSolver(train, cfg, device)
-        step = lambda: solver.sweep(model)  # noqa: E731
+        step = lambda: solver.sweep(model)
     else:
         indptr, cols = train.csr()
         users = torch.from_numpy(np.repeat(np.arange(train.n_users), np.diff(indptr))).to(device)
         items = torch.from_numpy(cols.astype(np.int64)).to(device)
         opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
-        step = lambda: _fit_bpr_epoch(model, users, items, opt, cfg, gen)  # noqa: E731
+        step = lambda: _fit_bpr_epoch(model, users, items, opt, cfg, gen)
     bar = tqdm(range(1, n_epochs + 1), desc=f"MF ({cfg.solver})", disable=not cfg.progress, leave=False)
     epoch = 0
     for epoch in bar:

@@ -3,10 +3,10 @@ import json
 
 import numpy as np
 import pytest
-
 from steerrec.training.data import load_dataset
 from steerrec.training.data.amazon import load
 from steerrec.training.data.schema import DataError
+
 from tests.conftest import dataset_dir
 
 

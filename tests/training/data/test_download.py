@@ -6,7 +6,6 @@ import threading
 import zipfile
 
 import pytest
-
 from steerrec.training.data import LOADERS, load_dataset
 from steerrec.training.data import download as dl
 from steerrec.training.data.schema import DataError

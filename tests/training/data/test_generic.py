@@ -2,7 +2,6 @@ import sys
 
 import numpy as np
 import pytest
-
 from steerrec.training.data import load_dataset
 from steerrec.training.data.generic import load
 from steerrec.training.data.schema import DataError

@@ -1,8 +1,8 @@
 import pytest
-
 from steerrec.training.data import load_dataset
 from steerrec.training.data.lastfm import load
 from steerrec.training.data.schema import DataError
+
 from tests.conftest import dataset_dir
 
 

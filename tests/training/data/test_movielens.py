@@ -1,9 +1,9 @@
 import numpy as np
 import pytest
-
 from steerrec.training.data import load_dataset
-from steerrec.training.data.movielens import load_ml100k, load_ml1m
+from steerrec.training.data.movielens import load_ml1m, load_ml100k
 from steerrec.training.data.schema import DataError
+
 from tests.conftest import dataset_dir
 
 ML_GENRES = [
