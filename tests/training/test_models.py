@@ -124,7 +124,7 @@ def test_bundle_roundtrip_rebuilds_the_same_scorer(tmp_path, small_split):
     for model, _ in [fit_mf(small_split.train, MFConfig(dim=8, epochs=2, progress=False)),
                      fit_ncf(small_split.train, NCFConfig(dim=8, hidden=(8,), epochs=1, progress=False))]:
         out = export_base_model(tmp_path / model.kind, small_split, model, {"dim": 8, "hidden": [8]}, {})
-        again = load_model(Bundle.open(out))
+        again, model = load_model(Bundle.open(out)), model.cpu()  # trained on CUDA when present
         with torch.no_grad():
             torch.testing.assert_close(again.score_users(again.user_embeddings()[:5]),
                                        model.score_users(model.user_embeddings()[:5]))

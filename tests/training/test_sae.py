@@ -101,6 +101,21 @@ def test_mp_steps_are_nested_into_prefixes_and_match_a_plain_pursuit():
     torch.testing.assert_close(z, expected, rtol=1e-5, atol=1e-5)
 
 
+@pytest.mark.parametrize("nested", [True, False])
+def test_mp_training_pursuit_equals_the_inference_pursuit_with_its_gradients(nested):
+    sae, rows = make("mp", k=5, prefixes=(16, 32, 64), nested=nested)
+    x = sae.normalize(rows[:300])
+    grads = {}
+    for mode in ("train", "eval"):
+        getattr(sae, mode)()
+        sae.zero_grad()
+        z, residual = sae._pursuit(x)
+        (z.pow(2).sum() + residual.pow(3).sum()).backward()
+        grads[mode] = (z.detach(), residual.detach(), sae.W_dec.grad.clone(), sae.b_dec.grad.clone())
+    for a, b in zip(grads["train"], grads["eval"]):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
+
+
 def test_relu_kl_term_is_zero_at_the_target_rate():
     sae, _ = make("relu", target_rate=0.25)
     z = torch.full((10, 64), float(np.arctanh(0.25)))
