@@ -8,6 +8,7 @@ the thread pool. Responses are orjson-encoded dicts documented by the models in 
 
 from __future__ import annotations
 
+import inspect
 import os
 import time
 from collections import OrderedDict
@@ -164,11 +165,18 @@ class SteerService:
                 "events": self.events is not None, "bundle": self.reloader.status() if self.reloader else None}
 
 
+def fastapi_options(config: ServiceConfig) -> dict[str, Any]:
+    """FastAPI releases with native telemetry accept ``telemetry=``; older ones do not."""
+    if config.fastapi_telemetry or "telemetry" not in inspect.signature(FastAPI.__init__).parameters:
+        return {}
+    return {"telemetry": {"tracing": False, "metrics": False, "logs": False}}
+
+
 def create_app(service: SteerService, title: str = "steerrec") -> FastAPI:
     """The HTTP face of a ``SteerService`` (build one with ``SteerService(engine, experiments,
     events, metrics)``; ``experiments`` is an ``ExperimentSet``, ``events`` an ``EventStore``)."""
     config, metrics, forms = service.config, service.metrics, service.forms  # service.engine may be swapped
-    app = FastAPI(title=title, description=DESCRIPTION, version="1")
+    app = FastAPI(title=title, description=DESCRIPTION, version="1", **fastapi_options(config))
     app.add_middleware(RequestLimits, config=config, metrics=metrics)  # inside the metrics middleware
     app.add_middleware(MetricsMiddleware, metrics=metrics)
     install_error_handlers(app, metrics, forms)

@@ -52,6 +52,9 @@ class ServiceConfig:
     """Use a GPU for ONNX Runtime and FAISS when one is present (runtime.py decides)."""
     verify_bundle: bool = True
     """Check every bundle checksum at load."""
+    fastapi_telemetry: bool = False
+    """FastAPI's own OpenTelemetry instrumentation. Off: it asks the global providers on every
+    request (~20 us here) and the service exports its own Prometheus metrics."""
     max_target_length: int = 8192
     """Longest request target (path and query string) in bytes; longer is a 414 (limits.py)."""
     max_body_bytes: int = 16384

@@ -5,7 +5,8 @@ import math
 
 import pytest
 from fastapi.testclient import TestClient
-from steerrec.service.app import SteerService, create_app
+from steerrec.service.app import SteerService, create_app, fastapi_options
+from steerrec.service.config import ServiceConfig
 from steerrec.service.events import EventStore
 from steerrec.service.experiments import ExperimentSet
 from steerrec.service.metrics import PrometheusMetrics
@@ -206,3 +207,17 @@ def test_unknown_route_and_method(client):
     assert r.status_code == 404 and r.json()["error"] == "not_found"
     assert client.delete("/recommend").status_code == 405
     assert not math.isnan(client.get("/noop").json()["ok"])
+
+
+def test_fastapi_telemetry_is_off_unless_configured():
+    import inspect
+
+    from fastapi import FastAPI
+
+    if "telemetry" not in inspect.signature(FastAPI.__init__).parameters:
+        assert fastapi_options(ServiceConfig()) == {}  # an older FastAPI without the option
+    else:
+        app = FastAPI(**fastapi_options(ServiceConfig()))
+        assert not app._native_telemetry.enabled()
+        assert not any(fastapi_options(ServiceConfig()).get("telemetry", {}).values())
+    assert fastapi_options(ServiceConfig(fastapi_telemetry=True)) == {}
