@@ -115,19 +115,15 @@ def load_ml1m(path: Path) -> InteractionData:
     if (path / "users.dat").exists():
         users = _ml1m_users(path / "users.dat")
         _check_known(ratings, user_raw, users, "UserID", path / "users.dat")
+    return _interactions("ml-1m", user_raw, movie_raw, rating, timestamp, movies, users)
+
+
+def _interactions(name, user_raw, movie_raw, rating, timestamp, movies, users) -> InteractionData:
     user_ids, user = index_ids(user_raw)
     item_ids, item = index_ids(movie_raw)
-    return InteractionData(
-        name="ml-1m",
-        user_ids=user_ids,
-        item_ids=item_ids,
-        user=user,
-        item=item,
-        weight=rating,
-        timestamp=timestamp,
-        items=_catalog(item_ids, movies),
-        user_meta=None if users is None else _user_meta(user_ids, users),
-    )
+    return InteractionData(name=name, user_ids=user_ids, item_ids=item_ids, user=user, item=item, weight=rating,
+                           timestamp=timestamp, items=_catalog(item_ids, movies),
+                           user_meta=None if users is None else _user_meta(user_ids, users))
 
 
 def _ml100k_genres(path: Path) -> list[str]:
@@ -187,16 +183,4 @@ def load_ml100k(path: Path) -> InteractionData:
     if (path / "u.user").exists():
         users = _ml100k_users(path / "u.user")
         _check_known(ratings, user_raw, users, "user id", path / "u.user")
-    user_ids, user = index_ids(user_raw)
-    item_ids, item = index_ids(movie_raw)
-    return InteractionData(
-        name="ml-100k",
-        user_ids=user_ids,
-        item_ids=item_ids,
-        user=user,
-        item=item,
-        weight=rating,
-        timestamp=timestamp,
-        items=_catalog(item_ids, movies),
-        user_meta=None if users is None else _user_meta(user_ids, users),
-    )
+    return _interactions("ml-100k", user_raw, movie_raw, rating, timestamp, movies, users)
