@@ -469,12 +469,18 @@ async def wait_for_version(port: int, sha: str, replicas: int, timeout: float = 
     return None
 
 
-async def rollout(args, work: Path) -> list[tuple[str, object]]:
+def linked_server(args, work: Path, name: str, make_other) -> tuple[Path, Path, Server]:
+    """Two replicas with admin on, serving a copy of the bundle through the symlink ``current``
+    (what a rollout re-points), and a second bundle ``make_other`` writes under ``name``."""
     v1 = shutil.copytree(args.bundle, work / "v1")
-    v2 = second_version(args.bundle, work / "v2")
+    other = make_other(args.bundle, work / name)
     link = work / "current"
     os.symlink(v1, link)
-    server = Server(link, work, replicas=2, admin=True)
+    return link, other, Server(link, work, replicas=2, admin=True)
+
+
+async def rollout(args, work: Path) -> list[tuple[str, object]]:
+    link, v2, server = linked_server(args, work, "v2", second_version)
     try:
         await server.ready(2)
         paths = request_paths(args.bundle)
@@ -501,11 +507,7 @@ async def rollout(args, work: Path) -> list[tuple[str, object]]:
 
 
 async def corrupt(args, work: Path) -> list[tuple[str, object]]:
-    v1 = shutil.copytree(args.bundle, work / "v1")
-    bad = corrupt_copy(args.bundle, work / "bad")
-    link = work / "current"
-    os.symlink(v1, link)
-    server = Server(link, work, replicas=2, admin=True)
+    link, bad, server = linked_server(args, work, "bad", corrupt_copy)
     try:
         await server.ready(2)
         paths = request_paths(args.bundle)
@@ -526,7 +528,7 @@ async def corrupt(args, work: Path) -> list[tuple[str, object]]:
         status, answer, took = await reload_call(server.port)
         await running
         seen = await versions_seen(server.port)
-        point(link, v1)  # as an operator would: a restarted replica must find a good bundle
+        point(link, work / "v1")  # as an operator would: a restarted replica must find a good bundle
     finally:
         code = server.stop()
     total = load.summary()
