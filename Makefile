@@ -22,7 +22,7 @@ demo: setup
 	$(VENV)/bin/steerrec demo
 
 test: setup
-	STEERREC_DATA="$${STEERREC_DATA:-../shared/data}" $(PY) -m pytest -q
+	STEERREC_DATA="$${STEERREC_DATA:-../shared/data}" $(PY) -m pytest -q -rs
 
 test-fast: setup
 	$(PY) -m pytest -q -m "not slow"
