@@ -116,6 +116,20 @@ def test_mp_training_pursuit_equals_the_inference_pursuit_with_its_gradients(nes
         torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
 
 
+def test_mp_gram_cache_follows_the_decoder_weights():
+    sae, rows = make("mp", k=4, prefixes=(16, 32, 64))
+    first = sae._gram()
+    assert sae._gram() is first  # one matrix per version of the weights
+    with torch.no_grad():
+        sae.W_dec.mul_(2.0)
+    sae.normalize_decoder()
+    torch.testing.assert_close(sae._gram(), sae.W_dec.detach() @ sae.W_dec.detach().T)
+    opt = torch.optim.SGD(sae.parameters(), lr=0.5)
+    sae.forward_train(sae.normalize(rows[:64])).x_hat_BD.pow(2).sum().backward()
+    opt.step()
+    torch.testing.assert_close(sae._gram(), sae.W_dec.detach() @ sae.W_dec.detach().T)
+
+
 def test_relu_kl_term_is_zero_at_the_target_rate():
     sae, _ = make("relu", target_rate=0.25)
     z = torch.full((10, 64), float(np.arctanh(0.25)))

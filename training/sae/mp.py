@@ -67,7 +67,7 @@ class MatchingPursuitSAE(SparseAutoencoder):
         autograd on the chosen atoms alone. Same function, same gradients."""
         with torch.no_grad():
             corr = residual_BD @ self.W_dec.T
-            gram = self.W_dec @ self.W_dec.T
+            gram = self._gram()
             chosen = []
             for limit in self.step_limits():
                 best = corr[:, :limit].argmax(dim=1)
@@ -83,13 +83,22 @@ class MatchingPursuitSAE(SparseAutoencoder):
         z = torch.zeros(residual_BD.shape[0], self.n_latents, dtype=residual_BD.dtype, device=residual_BD.device)
         return z.scatter_add(1, torch.stack(chosen, 1), torch.cat(values, 1)), residual_BD
 
+    def _gram(self) -> Tensor:
+        """W_dec @ W_dec.T, computed once per version of the weights (a training step encodes
+        twice: the batch, then the prediction-loss pairs)."""
+        key = (self.W_dec.data_ptr(), self.W_dec._version, self.W_dec.device)
+        if getattr(self, "_gram_key", None) != key:
+            self._gram_cache, self._gram_key = self.W_dec.detach() @ self.W_dec.detach().T, key
+        return self._gram_cache
+
     def encode(self, x_BD: Tensor) -> Tensor:
         return self._pursuit(self.normalize(x_BD))[0]
 
     def forward_train(self, x_norm_BD: Tensor) -> SAEOutput:
-        z, residual = self._pursuit(x_norm_BD)
-        # Correlations with the final residual stand in for pre-activations (AuxK for dead atoms).
-        return SAEOutput(z, self.decode_norm(z), torch.relu(residual @ self.W_dec.T))
+        z, _ = self._pursuit(x_norm_BD)
+        # Pursuit has no pre-activations and no AuxK term (its atoms rarely die: every step
+        # scores all of them); the codes stand in.
+        return SAEOutput(z, self.decode_norm(z), z)
 
     def activate_train(self, pre_BF: Tensor) -> Tensor:  # pragma: no cover - encode is overridden
         raise NotImplementedError
