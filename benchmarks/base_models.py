@@ -46,7 +46,7 @@ def main() -> None:
     for name in args.models.split(","):
         kind, overrides = VARIANTS[name]
         start = time.perf_counter()
-        model, result, info = train_base(split, kind, early_stopping=True, dim=args.dim, progress=False, **overrides)
+        model, result, _info = train_base(split, kind, early_stopping=True, dim=args.dim, progress=False, **overrides)
         train_seconds = time.perf_counter() - start
         m = evaluate.evaluate(model, split)
         rows.append((name, m["recall@20"], m["ndcg@20"], m["recall@10"], m["ndcg@10"], m["coverage@20"],

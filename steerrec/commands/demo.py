@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import argparse
 
-# The synthetic catalogue plants 8 genres, 24 sub-genres and 6 decades in 64 dimensions: a first
-# prefix of 16 neurons has room for the genres but not for every sub-genre, so the Matryoshka
-# levels come out as a hierarchy, and 128 latents leave few of them dead.
+# The synthetic catalogue plants 8 genres, 24 sub-genres, 6 decades and a popularity taste in 64
+# dimensions: a first prefix of 16 neurons has room for the genres, the popularity neuron and most
+# decades but not for every sub-genre, so the Matryoshka levels come out as a hierarchy, and 128
+# latents leave few of them dead.
 DEMO_SAE = {"n_latents": 128, "prefixes": (16, 32, 64, 128), "k": 8}
 DEMO_SAE_STEPS = 2000
 

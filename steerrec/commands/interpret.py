@@ -7,7 +7,8 @@ import argparse
 from .common import parse_assignments
 
 LABEL_KEYS = ("ok_threshold", "tie_weight", "facet_margin", "refine_margin", "qualifier_min", "qualifier_keep",
-              "qualifier_implied", "qualifier_min_support", "era_min_corr", "popularity_min_corr", "top_items")
+              "qualifier_implied", "qualifier_min_support", "era_min_corr", "popularity_min_corr", "popularity_dominance",
+              "top_items")
 TREE_KEYS = ("coactivation_weight", "min_score")
 
 

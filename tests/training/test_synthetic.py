@@ -35,3 +35,14 @@ def test_popularity_is_skewed_and_users_follow_their_tastes():
     fav = np.array(d.user_meta["favourite_genre"])
     share_fav = np.mean(main_genre[d.item] == fav[d.user])
     assert share_fav > 0.45
+
+
+def test_decade_taste_is_planted_like_a_genre():
+    """Users have favourite decades: a user's interactions fall in their favourite decade far more
+    often than that decade's share of the catalogue (era is a taste, not a nudge)."""
+    d = load_dataset("synthetic")
+    decade = np.array([x for (x,) in d.items.facets["decade"]])
+    fav = np.array(d.user_meta["favourite_decade"])
+    catalogue_share = {k: np.mean(decade == k) for k in set(decade)}
+    expected = np.mean([catalogue_share[f] for f in fav[d.user]])
+    assert np.mean(decade[d.item] == fav[d.user]) > 1.3 * expected

@@ -112,7 +112,7 @@ class InteractionData:
 
     def item_popularity(self) -> np.ndarray:
         """Number of distinct users per item, int64 [n_items]."""
-        indptr, indices = self.csr()
+        _indptr, indices = self.csr()
         return np.bincount(indices, minlength=self.n_items)
 
     def select(self, mask: np.ndarray) -> InteractionData:

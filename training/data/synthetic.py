@@ -1,10 +1,20 @@
 """The embedded default dataset: a seeded synthetic catalogue with planted, hierarchical concepts.
 
 Items belong to one top-level genre (some to a second one), one sub-genre of their main genre,
-an era, and have a skewed popularity. Users mix one to three genres, prefer some sub-genres and
-an era, and differ in how mainstream they are. Interactions are drawn without replacement from
-each user's preference distribution, with noise. Every item's true concepts are in its metadata
-(facets ``genre``, ``subgenre``, ``decade``), so tests can check that the SAE recovers them.
+a decade, and have a skewed popularity. Each user's interactions come from three tastes, mixed in
+user-specific proportions (like genres, each is a taste the user has, not a nudge):
+
+* **genres**: one to three liked genres with Dirichlet weights; in each liked genre the user is a
+  *specialist* (prefers one or two of its sub-genres) or a *generalist* (all three alike), so both
+  levels of the hierarchy leave their own trace in the interactions;
+* **decades**: one favourite decade, any genre ("80s films");
+* **blockbusters**: the most popular items of the catalogue, whatever their genre ("mainstream"
+  viewers), on top of a mild preference for popular items in the other two tastes.
+
+Every item's true concepts are in its metadata (facets ``genre``, ``subgenre``, ``decade``), and
+popularity is in the interactions, so tests can check that the SAE recovers all four
+(``tests/training/interpret/test_pipeline.py``). The shares and strengths were chosen so that each
+planted concept is visible in 64 ALS factors (docs/interpretation.md, "Synthetic").
 """
 
 from __future__ import annotations
@@ -26,6 +36,7 @@ GENRES: dict[str, tuple[str, ...]] = {
     "Animation": ("Anime", "Stop Motion", "Fairy Tale"),
 }
 DECADES = ("1960s", "1970s", "1980s", "1990s", "2000s", "2010s")
+DECADE_SHARE = (0.06, 0.09, 0.15, 0.25, 0.25, 0.20)
 _WORDS = ("Night", "River", "Echo", "Iron", "Glass", "Storm", "Garden", "Signal", "Shadow", "Harbor",
           "Crown", "Ember", "Atlas", "Velvet", "Orbit", "Lantern", "Frontier", "Mirror", "Winter", "Summit")
 
@@ -41,24 +52,34 @@ class SyntheticConfig:
     min_interactions: int = 8
     secondary_genre_rate: float = 0.15
     """Share of items that also belong to a second top-level genre."""
+    genre_floor: float = 0.3
+    """Share of the catalogue spread evenly over the genres (the rest follows Dirichlet(4) sizes),
+    so that the smallest genre still has three sub-genres of a few dozen items each."""
     popularity_sigma: float = 1.5
     """Spread of log-popularity: larger means a heavier head."""
-    noise_rate: float = 0.08
-    """Share of each user's interactions drawn from global popularity rather than taste."""
+    specialist_rate: float = 0.35
+    """Chance that a user is a sub-genre specialist in a genre they like (else a generalist)."""
+    taste_mix: tuple[float, float, float] = (3.0, 0.8, 1.2)
+    """Dirichlet concentration of each user's shares of genre / decade / blockbuster interactions
+    (means 0.6 / 0.16 / 0.24; users differ widely: some are decade fans, some mainstream)."""
     seed: int = 0
 
     def __post_init__(self) -> None:
         if self.n_users < 10 or self.n_items < 3 * len(GENRES) * 3:
             raise ValueError("synthetic dataset needs >= 10 users and >= 72 items")
-        if not 0 <= self.noise_rate < 1 or not 0 <= self.secondary_genre_rate < 1:
-            raise ValueError("noise_rate and secondary_genre_rate must be in [0, 1)")
+        if not 0 <= self.secondary_genre_rate < 1 or not 0 <= self.genre_floor <= 1 \
+                or not 0 <= self.specialist_rate <= 1:
+            raise ValueError("secondary_genre_rate must be in [0, 1), genre_floor and specialist_rate in [0, 1]")
+        if len(self.taste_mix) != 3 or min(self.taste_mix) <= 0:
+            raise ValueError("taste_mix needs three positive Dirichlet concentrations (genre, decade, blockbuster)")
 
 
 def _item_concepts(cfg: SyntheticConfig, rng: np.random.Generator):
     genre_names = list(GENRES)
     n_genres = len(genre_names)
-    # Genres differ in size (Drama big, Documentary small), like real catalogues.
+    # Genres differ in size (Horror big, Documentary small), like real catalogues.
     genre_share = rng.dirichlet(np.full(n_genres, 4.0))
+    genre_share = (1 - cfg.genre_floor) * genre_share + cfg.genre_floor / n_genres
     genre = rng.choice(n_genres, size=cfg.n_items, p=genre_share)
     sub = rng.integers(0, 3, size=cfg.n_items)
     second = np.where(
@@ -66,7 +87,7 @@ def _item_concepts(cfg: SyntheticConfig, rng: np.random.Generator):
         (genre + rng.integers(1, n_genres, size=cfg.n_items)) % n_genres,
         -1,
     )
-    decade = rng.choice(len(DECADES), size=cfg.n_items, p=[0.06, 0.09, 0.15, 0.25, 0.25, 0.20])
+    decade = rng.choice(len(DECADES), size=cfg.n_items, p=DECADE_SHARE)
     year = 1960 + 10 * decade + rng.integers(0, 10, size=cfg.n_items)
     log_pop = rng.normal(0.0, cfg.popularity_sigma, size=cfg.n_items)
     return genre, sub, second, decade, year, log_pop
@@ -79,11 +100,21 @@ def _user_tastes(cfg: SyntheticConfig, rng: np.random.Generator, n_genres: int):
     for u in range(cfg.n_users):
         liked = rng.choice(n_genres, size=n_liked[u], replace=False)
         genre_w[u, liked] = rng.dirichlet(np.full(n_liked[u], 2.0))
+    # Specialists concentrate on one or two sub-genres; generalists like the whole genre.
     sub_w = rng.dirichlet(np.full(3, 0.7), size=(cfg.n_users, n_genres))
-    era = rng.normal(3.0, 1.4, size=cfg.n_users).clip(0, len(DECADES) - 1)
-    era_strength = rng.gamma(2.0, 0.25, size=cfg.n_users)
+    specialist = rng.random((cfg.n_users, n_genres)) < cfg.specialist_rate
+    sub_w = np.where(specialist[..., None], sub_w, 1.0 / 3)
+    # One favourite decade, drawn in proportion to the catalogue's decades.
+    favourite_decade = rng.choice(len(DECADES), size=cfg.n_users, p=DECADE_SHARE)
     mainstream = rng.normal(1.0, 0.35, size=cfg.n_users).clip(0.0, None)
-    return genre_w, sub_w, era, era_strength, mainstream
+    return genre_w, sub_w, favourite_decade, mainstream
+
+
+def _sample(logits: np.ndarray, n: int, taken: np.ndarray, rng: np.random.Generator) -> None:
+    """Marks ``n`` more items in ``taken``, drawn without replacement in proportion to
+    exp(logits) among the items not taken yet (Gumbel top-k)."""
+    keys = np.where(taken, -np.inf, logits + rng.gumbel(size=len(logits)))
+    taken[np.argpartition(-keys, n)[:n]] = True
 
 
 def generate(cfg: SyntheticConfig | None = None) -> InteractionData:
@@ -92,33 +123,32 @@ def generate(cfg: SyntheticConfig | None = None) -> InteractionData:
     genre_names = list(GENRES)
     n_genres = len(genre_names)
     genre, sub, second, decade, year, log_pop = _item_concepts(cfg, rng)
-    genre_w, sub_w, era, era_strength, mainstream = _user_tastes(cfg, rng, n_genres)
+    genre_w, sub_w, favourite_decade, mainstream = _user_tastes(cfg, rng, n_genres)
 
-    # Taste [users, items]: weight of the item's main genre times sub-genre preference, plus a
-    # smaller share through its second genre; era and popularity enter as log-linear terms.
+    # Genre taste [users, items]: weight of the item's main genre times the sub-genre preference,
+    # plus a smaller share through its second genre, sharpened (cubed) so that unliked genres are
+    # rare. Decade taste: items of the favourite decade (any other is a million times less likely).
+    # Both prefer popular items as much as the user is mainstream; the blockbuster taste draws from
+    # popularity alone.
     taste = genre_w[:, genre] * (0.4 + 1.8 * sub_w[:, genre, sub])
     has_second = second >= 0
     taste[:, has_second] += 0.5 * genre_w[:, second[has_second]]
-    logits = (
-        3.0 * np.log(taste + 1e-3)
-        - era_strength[:, None] * (decade[None, :] - era[:, None]) ** 2
-        + mainstream[:, None] * log_pop[None, :]
-    )
+    pop_term = mainstream[:, None] * log_pop[None, :]
+    genre_logits = 3.0 * np.log(taste + 1e-3) + pop_term
+    decade_logits = np.where(decade[None, :] == favourite_decade[:, None], 0.0, np.log(1e-6)) + pop_term
     counts = np.maximum(
         cfg.min_interactions,
         rng.lognormal(np.log(cfg.mean_interactions) - 0.3, 0.75, size=cfg.n_users).astype(int),
     ).clip(max=cfg.n_items // 3)
+    shares = rng.dirichlet(np.asarray(cfg.taste_mix, dtype=float), size=cfg.n_users)
 
     users, items = [], []
-    pop_p = np.exp(log_pop) / np.exp(log_pop).sum()
     for u in range(cfg.n_users):
-        n_noise = rng.binomial(counts[u], cfg.noise_rate)
-        # Gumbel top-k samples without replacement in proportion to exp(logits).
-        keys = logits[u] + rng.gumbel(size=cfg.n_items)
-        chosen = np.argpartition(-keys, counts[u] - n_noise)[: counts[u] - n_noise]
-        if n_noise:
-            noise = rng.choice(cfg.n_items, size=n_noise, replace=False, p=pop_p)
-            chosen = np.union1d(chosen, noise)
+        taken = np.zeros(cfg.n_items, dtype=bool)
+        for logits, n in zip((genre_logits[u], decade_logits[u], log_pop), rng.multinomial(counts[u], shares[u])):
+            if n:
+                _sample(logits, n, taken, rng)
+        chosen = np.flatnonzero(taken)
         users.append(np.full(len(chosen), u))
         items.append(chosen)
     user = np.concatenate(users)
@@ -147,7 +177,8 @@ def generate(cfg: SyntheticConfig | None = None) -> InteractionData:
         weight=np.ones(len(user), dtype=np.float32),
         timestamp=timestamp,
         items=catalog,
-        user_meta={"favourite_genre": [genre_names[int(np.argmax(w))] for w in genre_w]},
+        user_meta={"favourite_genre": [genre_names[int(np.argmax(w))] for w in genre_w],
+                   "favourite_decade": [DECADES[d] for d in favourite_decade]},
     )
     return data.compact()
 

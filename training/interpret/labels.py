@@ -38,7 +38,9 @@ class LabelConfig:
     """A decade or popularity concept must beat the best metadata concept by this much to label."""
     refine_margin: float = 0.15
     """A narrower concept (Horror/Slasher under Horror) replaces the broader one when its score
-    is within this margin and at least ``ok_threshold``."""
+    is within this margin and at least ``ok_threshold``, and the activation correlates with it at
+    least as well (point-biserial); otherwise it qualifies the broader one, ``Horror (mostly
+    Horror/Slasher)``."""
     qualifier_min: float = 0.7
     """Score the two-concept label must reach before a qualifier is added."""
     qualifier_keep: float = 0.85
@@ -52,8 +54,13 @@ class LabelConfig:
     """|correlation| of activation with release year that flags an era neuron (old vs recent films)
     even when its label names a genre."""
     popularity_min_corr: float = 0.4
-    """|correlation| of activation with log popularity over all items that makes an otherwise
-    unlabelled neuron a popularity neuron ("Popular" or "Niche"); its confidence is |r|."""
+    """|correlation| of activation with log popularity over all items that makes a neuron no concept
+    labels a popularity neuron ("Popular" or "Niche"; see also ``popularity_dominance``); its
+    confidence is |r|."""
+    popularity_dominance: float = 2.0
+    """A neuron labelled by purity is relabelled Popular/Niche when |r| >= ``popularity_min_corr``
+    and |r| >= this x its point-biserial correlation with the label's concept: its activation
+    follows popularity over the whole catalogue far more than the concept its top items share."""
     top_items: int = 10
     distribution_k: int = 20
     """Top items over which the concept distribution is given."""
@@ -76,6 +83,9 @@ class Naming(NamedTuple):
     label: str
     closest: int | None
     """Best concept even when too weak to label with."""
+    lean: bool = False
+    """The qualifier is a narrower concept the neuron's top items lean to (``Horror (mostly
+    Horror/Slasher)``), not a second concept."""
 
 
 def _priority(cm: ConceptMatrix) -> np.ndarray:
@@ -84,9 +94,12 @@ def _priority(cm: ConceptMatrix) -> np.ndarray:
 
 
 def choose_primary(score_C: np.ndarray, corr_C: np.ndarray, priority_C: np.ndarray, narrower_CC: np.ndarray,
-                   cfg: LabelConfig) -> int:
+                   cfg: LabelConfig) -> tuple[int, int | None]:
     """Best concept for one neuron: highest score (correlation breaks near-ties), metadata facets
-    first unless a decade wins by ``facet_margin``, then refined to a narrower concept that fits as well."""
+    first unless a decade wins by ``facet_margin``, then refined to a narrower concept that fits as
+    well. Returns (primary, lean): ``lean`` is a narrower concept that the top items share but
+    the activation follows less than the primary (a Horror neuron whose strongest items are
+    slashers), else None."""
     rank = np.where(priority_C >= 0, score_C + cfg.tie_weight * corr_C, -np.inf)
     first = 0 if (priority_C == 0).any() else int(priority_C[priority_C >= 0].min())
     best = int(np.argmax(np.where(priority_C == first, rank, -np.inf)))
@@ -101,8 +114,14 @@ def choose_primary(score_C: np.ndarray, corr_C: np.ndarray, priority_C: np.ndarr
         finer = np.flatnonzero(narrower_CC[:, best] & (priority_C == priority_C[best])
                                & (score_C >= max(cfg.ok_threshold, score_C[best] - cfg.refine_margin)))
         if not len(finer):
-            return best
-        best = int(finer[np.argmax(rank[finer])])
+            return best, None
+        nxt = int(finer[np.argmax(rank[finer])])
+        # Purity looks at the top items only; the point-biserial correlation looks at the whole
+        # catalogue. A broad neuron that fires on nearly all of Horror, most strongly on slashers,
+        # correlates better with Horror: it stays Horror, leaning to Horror/Slasher.
+        if corr_C[nxt] < corr_C[best]:
+            return best, nxt
+        best = nxt
 
 
 def popularity_concept(cm: ConceptMatrix, corr: float) -> int | None:
@@ -119,14 +138,19 @@ def name_neuron(latent: int, al: Alignment, cm: ConceptMatrix, narrower_CC: np.n
     priority = _priority(cm)
     if not (priority >= 0).any():
         return Naming(LOW, None, None, 0.0, f"mixed #{latent}", None)
-    primary = choose_primary(score, al.point_biserial[latent], priority, narrower_CC, cfg)
+    primary, lean = choose_primary(score, al.point_biserial[latent], priority, narrower_CC, cfg)
     confidence = float(score[primary])
+    pop = popularity_concept(cm, pop_corr)
+    if pop is not None and abs(pop_corr) >= cfg.popularity_min_corr and (
+            confidence < cfg.ok_threshold
+            or abs(pop_corr) >= cfg.popularity_dominance * max(float(al.point_biserial[latent, primary]), 0.0)):
+        label = "Popular" if pop_corr > 0 else "Niche"
+        return Naming(OK, pop, None, min(1.0, abs(pop_corr)), label, pop)
     if confidence < cfg.ok_threshold:
-        pop = popularity_concept(cm, pop_corr)
-        if abs(pop_corr) >= cfg.popularity_min_corr and pop is not None:
-            label = "Popular" if pop_corr > 0 else "Niche"
-            return Naming(OK, pop, None, min(1.0, abs(pop_corr)), label, pop)
         return Naming(LOW, None, None, confidence, f"mixed #{latent}", primary)
+    if lean is not None:  # confidence: the narrower claim's score (>= ok_threshold, see choose_primary)
+        return Naming(OK, primary, lean, float(score[lean]), compose_label(cm, primary, lean, lean=True), primary,
+                      lean=True)
     # A qualifier narrows the label when the neuron's top items share a second concept that the
     # primary concept's items mostly lack (1980s among Horror, Thriller among Action).
     qualifier, best_joint = None, 0.0
@@ -146,11 +170,13 @@ def name_neuron(latent: int, al: Alignment, cm: ConceptMatrix, narrower_CC: np.n
     return Naming(OK, primary, qualifier, best_joint if qualifier is not None else confidence, label, primary)
 
 
-def compose_label(cm: ConceptMatrix, primary: int, qualifier: int | None) -> str:
+def compose_label(cm: ConceptMatrix, primary: int, qualifier: int | None, lean: bool = False) -> str:
     p = cm.concepts[primary]
     if qualifier is None:
         return p.name
     q = cm.concepts[qualifier]
+    if lean:
+        return f"{p.name} (mostly {q.name})"
     return f"{p.name} & {q.name}" if q.facet == p.facet else f"{p.name} ({q.name})"
 
 
@@ -194,7 +220,7 @@ def assign_slugs(namings: list[Naming], al: Alignment, cm: ConceptMatrix) -> lis
         nm = namings[i]
         base = slug_of[nm.primary]
         if nm.qualifier is not None:
-            base = f"{base}-{cm.concepts[nm.qualifier].slug}"
+            base = f"{base}-{'mostly-' if nm.lean else ''}{cm.concepts[nm.qualifier].slug}"
         slug, k = base, 2
         while slug in taken:
             slug, k = f"{base}-{k}", k + 1

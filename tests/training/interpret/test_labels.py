@@ -130,3 +130,48 @@ def test_many_neurons_of_one_concept_get_distinct_slugs_in_rank_order():
     al = AL.align(z, cm.matrix_IC)
     _, slugs = LB.label_neurons(al, cm, CO.narrower_than(cm), np.ones(4, bool), LB.LabelConfig())
     assert slugs == ["horror-4", "horror", "horror-3", "horror-2"]  # the correlation decides among equals
+
+
+def _label_alone(z: np.ndarray):
+    """Labels of these neurons on the module's catalogue, with their correlations."""
+    meta, pop = catalogue()
+    cm = CO.item_concepts(meta, pop, min_support=5)
+    al = AL.align(z, cm.matrix_IC)
+    pop_corr = AL.pearson(z, np.log1p(pop).astype(float))
+    namings, slugs = LB.label_neurons(al, cm, CO.narrower_than(cm), np.ones(z.shape[1], bool), LB.LabelConfig(),
+                                      pop_corr)
+    return namings, slugs, cm, al, pop_corr
+
+
+def test_a_broad_neuron_leaning_to_a_subgenre_keeps_the_genre():
+    """Fires on every Horror film, most on the 10 slashers: its top 10 are all slashers, but its
+    activation follows Horror over the catalogue better than Horror/Slasher (point-biserial)."""
+    z = np.zeros((N, 2), np.float32)
+    z[:40, 0] = 2.0 + np.linspace(0, 0.1, 40)
+    z[:10, 0] = 3.0                               # slashers strongest
+    z[:10, 1] = 3.0 + np.linspace(0, 0.1, 10)     # slashers only: a sub-genre neuron
+    namings, slugs, cm, al, _ = _label_alone(z)
+    horror, slasher = cm.index("genre", "Horror"), cm.index("subgenre", "Horror/Slasher")
+    assert al.point_biserial[0, horror] > al.point_biserial[0, slasher]
+    assert al.score[0, slasher] >= al.score[0, horror] - 0.15  # purity alone would refine it
+    assert (namings[0].label, namings[0].primary, namings[0].qualifier) == (
+        "Horror (mostly Horror/Slasher)", horror, slasher)
+    assert namings[0].lean and slugs[0] == "horror"
+    assert (namings[1].label, slugs[1]) == ("Horror/Slasher", "horror-slasher")
+
+
+def test_a_popularity_neuron_whose_top_items_share_a_genre_is_labelled_popular():
+    """Follows log popularity over the whole catalogue; its 20 strongest items happen to be Comedy,
+    enough for a Comedy label by purity alone (score >= 0.5)."""
+    _, pop = catalogue()
+    z = np.log1p(pop).astype(np.float32)[:, None].repeat(2, 1)
+    comedy = np.arange(40, 80)
+    top = comedy[np.argsort(-pop[comedy], kind="stable")[:20]]
+    z[top, 0] += 0.6
+    z[40:80, 1] += 3.0  # a Comedy neuron that also follows popularity: stays Comedy
+    namings, slugs, cm, al, pop_corr = _label_alone(z)
+    c = cm.index("genre", "Comedy")
+    assert al.score[0, c] >= 0.5 and pop_corr[0] >= 2 * al.point_biserial[0, c]
+    assert (namings[0].label, slugs[0]) == ("Popular", "popular")
+    assert namings[0].confidence == pytest.approx(pop_corr[0], abs=1e-6)
+    assert pop_corr[1] >= 0.4 and namings[1].label == "Comedy"
