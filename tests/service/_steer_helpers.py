@@ -134,7 +134,7 @@ def ml1m_engine():
 
     path = REPO / "bundles" / "ml1m"
     if not (path / "manifest.json").is_file() or not (path / "sae_encoder.onnx").is_file():
-        pytest.skip(f"{path} with an SAE is absent")
+        pytest.skip(f"{path} with an SAE is absent (a local build: README, 'Commands'); the demo bundle runs instead")
     return SteeringEngine(path)
 
 
