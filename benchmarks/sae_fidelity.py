@@ -11,7 +11,8 @@ matching pursuit over a K-SVD dictionary (signed codes, not an SAE, not servable
 Runs: default, beta0, batchtopk, k24, k32 (Matryoshka variants), mp (nested matching pursuit),
 mp_flat (no nesting), mp2048 and mp4096 (flat, larger dictionaries; a minute per run on a GPU,
 15 minutes to an hour on two CPU cores), mp2048_cpu (2048 atoms, 600 steps, 512 pairs and rows a
-step: under 2 minutes on one CPU core; mp2048_cpu_k24 the same at L0 24). --steps applies to runs that do not set their own.
+step: under 2 minutes on one CPU core; mp2048_cpu_k24 the same at L0 24), mp4096_lean (4096 atoms,
+512 pairs and rows a step, 3000 steps: about 11 minutes on two cores). --steps applies to runs that do not set their own.
 """
 
 from __future__ import annotations
@@ -44,6 +45,8 @@ RUNS = {  # name -> (arch, SAE options, training options)
     "mp2048_cpu": ("mp", {"n_latents": 2048, "nested": False}, {"steps": 600, "pairs_per_step": 512, "batch_size": 512}),
     "mp2048_cpu_k24": ("mp", {"n_latents": 2048, "nested": False, "k": 24},
                        {"steps": 600, "pairs_per_step": 512, "batch_size": 512}),
+    # Every fidelity target at L0 16 (about 11 minutes on two CPU cores).
+    "mp4096_lean": ("mp", {"n_latents": 4096, "nested": False}, {"pairs_per_step": 512, "batch_size": 512}),
 }
 
 
