@@ -352,6 +352,14 @@ async def calibrate(server: Server, paths: list[str], fraction: float) -> tuple[
     return peak, max(5.0, fraction * peak)
 
 
+async def ready_and_calibrated(server: Server, args) -> tuple[list[str], float, float]:
+    """Waits for both replicas, then measures the closed-loop peak and the offered rate."""
+    await server.ready(2)
+    paths = request_paths(args.bundle)
+    peak, rate = await calibrate(server, paths, args.fraction)
+    return paths, peak, rate
+
+
 async def soak(args, work: Path) -> list[tuple[str, object]]:
     server = Server(args.bundle, work, replicas=1)
     try:
@@ -395,9 +403,7 @@ async def kill(args, work: Path) -> list[tuple[str, object]]:
     # admin: /healthz names the replica that answered
     server = Server(args.bundle, work, replicas=2, events=events, admin=True, retry_on=args.retry_on)
     try:
-        await server.ready(2)
-        paths = request_paths(args.bundle)
-        peak, rate = await calibrate(server, paths, args.fraction)
+        paths, peak, rate = await ready_and_calibrated(server, args)
         # Each /recommend is followed by a POST /feedback that commits to SQLite: a third of the rate.
         load = Load(server.port, paths, rate / 3, args.seconds, feedback=True)
         running = asyncio.create_task(load.run())
@@ -482,9 +488,7 @@ def linked_server(args, work: Path, name: str, make_other) -> tuple[Path, Path, 
 async def rollout(args, work: Path) -> list[tuple[str, object]]:
     link, v2, server = linked_server(args, work, "v2", second_version)
     try:
-        await server.ready(2)
-        paths = request_paths(args.bundle)
-        peak, rate = await calibrate(server, paths, args.fraction)
+        paths, peak, rate = await ready_and_calibrated(server, args)
         load = Load(server.port, paths, rate, args.seconds)
         running = asyncio.create_task(load.run())
         await asyncio.sleep(args.seconds / 3)
@@ -509,9 +513,7 @@ async def rollout(args, work: Path) -> list[tuple[str, object]]:
 async def corrupt(args, work: Path) -> list[tuple[str, object]]:
     link, bad, server = linked_server(args, work, "bad", corrupt_copy)
     try:
-        await server.ready(2)
-        paths = request_paths(args.bundle)
-        peak, rate = await calibrate(server, paths, args.fraction)
+        paths, peak, rate = await ready_and_calibrated(server, args)
         v1_sha = (await versions_seen(server.port, 5)).popitem()[1]
         load = Load(server.port, paths, rate, args.seconds)
         running = asyncio.create_task(load.run())
