@@ -3,12 +3,16 @@ Python proxy) against the same app on plain uvicorn, in one run, on loopback.
 
 For every server configuration and concurrency (1, 8, 32), a bounded closed-loop load (at most
 --requests requests and --seconds seconds after a warm-up) hits: a no-op endpoint, unsteered
-/recommend, 1 steer, 4 steers, a filter and a promote. Prints p50, p99 and throughput, then the
-ratios the targets are stated in, as Markdown. The client is a minimal asyncio HTTP/1.1 keep-alive
+/recommend, 1 steer, 4 steers, a filter and a promote. Prints p50, p99, throughput and the
+server's CPU time per request (every process of the server: for Ray Serve, its replicas, HAProxy
+and Ray's own processes; steadier than throughput on a shared machine), then the ratios the
+targets are stated in, as Markdown. The client is a minimal asyncio HTTP/1.1 keep-alive
 client (uvloop when installed) so it costs the shared cores as little as possible.
 
     python benchmarks/serve_latency.py --bundle bundles/demo [--configs uvicorn,haproxy,proxy]
-        [--concurrency 1,8,32] [--requests 2000] [--seconds 5] [--replicas 1]
+        [--concurrency 1,8,32] [--requests 2000] [--seconds 5] [--replicas 1] [--rounds 1]
+
+A config may name a replica count and Serve's access log: haproxy:2, haproxy+log, haproxy:2+log.
 """
 
 from __future__ import annotations
@@ -41,12 +45,15 @@ def serve_plain(bundle: str, port: int) -> None:
     uvicorn.run(app, host="127.0.0.1", port=port, access_log=False, log_level="warning")
 
 
-def start_server(kind: str, bundle: str, port: int, replicas: int, log: Path) -> subprocess.Popen:
+def start_server(kind: str, bundle: str, port: int, replicas: int, log: Path, access_log: bool = False,
+                 haproxy_threads: int | None = None) -> subprocess.Popen:
     if kind == "uvicorn":
         cmd = [sys.executable, __file__, "--plain-server", "--bundle", bundle, "--port", str(port)]
     else:
         cmd = [sys.executable, "-m", "steerrec.cli", "serve", "--bundle", bundle, "--port", str(port),
                "--ingress", kind, "--replicas", str(replicas), "--num-cpus", str(os.cpu_count() or 2)]
+        cmd += ["--access-log"] if access_log else []
+        cmd += ["--haproxy-threads", str(haproxy_threads)] if haproxy_threads and kind == "haproxy" else []
     env = {**os.environ, "RAY_AUTH_MODE": "disabled", "PYTHONUNBUFFERED": "1"}
     with open(log, "w") as out:
         return subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
@@ -108,8 +115,28 @@ async def fetch(port: int, path: str) -> tuple[int, bytes]:
         writer.close()
 
 
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+def session_cpu_seconds(session: int) -> float:
+    """CPU time used so far by the live processes of a session: the server started with
+    ``start_new_session`` and, for Ray Serve, its GCS, raylet, actors, replicas and HAProxy."""
+    total = 0.0
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                stat = Path(f"/proc/{entry}/stat").read_text()
+            except OSError:
+                continue
+            fields = stat[stat.rindex(")") + 2:].split()  # state ppid pgrp session ... utime(11) stime(12)
+            if int(fields[3]) == session:
+                total += (int(fields[11]) + int(fields[12])) / CLK_TCK
+    return total
+
+
 async def run_load(port: int, paths: list[str], concurrency: int, max_requests: int, max_seconds: float,
-                   warmup: int) -> dict:
+                   warmup: int, session: int | None = None) -> dict:
+    """Closed-loop load; with ``session``, also the server's CPU time per measured request."""
     requests = [request_bytes(p) for p in paths]
     latencies: list[float] = []
     errors = reconnects = 0
@@ -142,12 +169,15 @@ async def run_load(port: int, paths: list[str], concurrency: int, max_requests: 
     await asyncio.gather(*(worker(time.perf_counter() + 30, [warmup // concurrency + 1], False)
                            for _ in range(concurrency)))
     quota = [max_requests]
+    cpu_before = session_cpu_seconds(session) if session else 0.0
     started = time.perf_counter()
     await asyncio.gather(*(worker(started + max_seconds, quota, True) for _ in range(concurrency)))
     elapsed = time.perf_counter() - started
+    cpu = session_cpu_seconds(session) - cpu_before if session else float("nan")
     ms = np.array(latencies) * 1e3
     return {"n": len(ms), "p50": float(np.percentile(ms, 50)), "p99": float(np.percentile(ms, 99)),
-            "rps": len(ms) / elapsed, "errors": errors, "reconnects": reconnects}
+            "rps": len(ms) / elapsed, "cpu_us": 1e6 * cpu / max(1, len(ms)), "errors": errors,
+            "reconnects": reconnects}
 
 
 # -- scenarios -------------------------------------------------------------------------------------
@@ -175,13 +205,18 @@ def scenario_paths(bundle: str, neurons: list[dict]) -> dict[str, list[str]]:
 
 
 async def bench_config(name: str, args, log_dir: Path) -> dict:
-    """``name`` is uvicorn, haproxy or proxy, optionally with a replica count: haproxy:2."""
+    """``name`` is uvicorn, haproxy or proxy, optionally with a replica count (haproxy:2) and
+    Serve's per-request access log (haproxy+log, haproxy:2+log)."""
     from steerrec.service.ingress import free_port
 
-    kind, _, replicas = name.partition(":")
+    spec, _, option = name.partition("+")
+    kind, _, replicas = spec.partition(":")
+    if option not in ("", "log"):
+        raise ValueError(f"unknown server option {option!r} in {name!r}; the one option is +log")
     port = free_port()
-    log = log_dir / f"{kind}-{replicas or args.replicas}.log"
-    proc = start_server(kind, args.bundle, port, int(replicas or args.replicas), log)
+    log = log_dir / f"{kind}-{replicas or args.replicas}{option}.log"
+    proc = start_server(kind, args.bundle, port, int(replicas or args.replicas), log, access_log=option == "log",
+                        haproxy_threads=args.haproxy_threads)
     results = {}
     try:
         await wait_ready(port, proc, log)
@@ -192,46 +227,61 @@ async def bench_config(name: str, args, log_dir: Path) -> dict:
             status, body = await fetch(port, paths[0])
             assert status == 200, (name, scenario, body[:300])
             for c in args.concurrency:
-                r = results[(scenario, c)] = await run_load(port, paths, c, args.requests, args.seconds, args.warmup)
+                r = results[(scenario, c)] = await run_load(port, paths, c, args.requests, args.seconds, args.warmup,
+                                                            session=proc.pid)
                 print(f"  {name:9s} {scenario:10s} c={c:<3d} p50 {r['p50']:.3f} ms  p99 {r['p99']:.3f} ms  "
-                      f"{r['rps']:.0f} req/s  n={r['n']} errors={r['errors']} reconnects={r['reconnects']}",
+                      f"{r['rps']:.0f} req/s  server CPU {r['cpu_us']:.0f} us/req  n={r['n']} errors={r['errors']} "
+                      f"reconnects={r['reconnects']}",
                       file=sys.stderr, flush=True)
     finally:
         stop_server(proc)
     return results
 
 
-def tables(results: dict[str, dict], concurrency: list[int]) -> str:
+def median_cells(runs: list[dict]) -> dict:
+    """Per (scenario, concurrency), the median of each figure over the rounds."""
+    return {cell: {key: float(np.median([run[cell][key] for run in runs])) for key in ("p50", "p99", "rps", "cpu_us")}
+            for cell in runs[0]}
+
+
+def ratios(rounds: dict[str, list[dict]], kind: str, name: str, low: int, high: int) -> list:
+    """The target ratios of one request on one server, each taken within a round (against that
+    round's unsteered, no-op and uvicorn figures) and then the median over the rounds."""
+    def median(fn):
+        return round(float(np.median([fn(i) for i in range(len(rounds[kind]))])), 3)
+
+    res = rounds[kind]
+    row = [median(lambda i: res[i][(name, low)]["p50"] / res[i][("unsteered", low)]["p50"]),
+           median(lambda i: res[i][(name, low)]["p50"] / res[i][("noop", low)]["p50"])]
+    if "uvicorn" not in rounds or kind == "uvicorn":
+        return row + ["-", "-", "-"]
+    base = rounds["uvicorn"]
+    return row + [median(lambda i: res[i][(name, low)]["p50"] / base[i][(name, low)]["p50"]),
+                  median(lambda i: res[i][(name, high)]["rps"] / base[i][(name, high)]["rps"]),
+                  median(lambda i: res[i][(name, high)]["cpu_us"] / base[i][(name, high)]["cpu_us"])]
+
+
+def tables(rounds: dict[str, list[dict]], concurrency: list[int]) -> str:
     from steerrec.table import markdown_table
 
     rows = []
-    for kind, res in results.items():
+    for kind, runs in rounds.items():
+        res = median_cells(runs)
         for name in SCENARIOS:
             row = [kind, name]
             for c in concurrency:
                 r = res[(name, c)]
-                row += [round(r["p50"], 3), round(r["p99"], 3), round(r["rps"])]
+                row += [round(r["p50"], 3), round(r["p99"], 3), round(r["rps"]), round(r["cpu_us"])]
             rows.append(row)
-    headers = ["server", "request"] + [f"{m} c={c}" for c in concurrency for m in ("p50 ms", "p99 ms", "req/s")]
+    headers = ["server", "request"] + [f"{m} c={c}" for c in concurrency
+                                       for m in ("p50 ms", "p99 ms", "req/s", "CPU us/req")]
     out = [markdown_table(headers, rows, digits=3)]
 
     low, high = min(concurrency), max(concurrency)
-    ratio_rows = []
-    for kind, res in results.items():
-        for name in SCENARIOS[1:]:
-            r = res[(name, low)]
-            row = [kind, name, round(r["p50"] / res[("unsteered", low)]["p50"], 3),
-                   round(r["p50"] / res[("noop", low)]["p50"], 3)]
-            if "uvicorn" in results and kind != "uvicorn":
-                base = results["uvicorn"]
-                row += [round(r["p50"] / base[(name, low)]["p50"], 3),
-                        round(res[(name, high)]["rps"] / base[(name, high)]["rps"], 3)]
-            else:
-                row += ["-", "-"]
-            ratio_rows.append(row)
+    ratio_rows = [[kind, name, *ratios(rounds, kind, name, low, high)] for kind in rounds for name in SCENARIOS[1:]]
     out.append(markdown_table(
         ["server", "request", f"p50 / unsteered c={low}", f"p50 / no-op c={low}", f"p50 / uvicorn c={low}",
-         f"req/s / uvicorn c={high}"], ratio_rows, digits=3))
+         f"req/s / uvicorn c={high}", f"CPU per request / uvicorn c={high}"], ratio_rows, digits=3))
     return "\n\n".join(out)
 
 
@@ -239,12 +289,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--bundle", default="bundles/demo")
     parser.add_argument("--configs", default="uvicorn,haproxy,proxy",
-                        help="uvicorn, haproxy, proxy; haproxy:2 for two replicas")
+                        help="uvicorn, haproxy, proxy; haproxy:2 for two replicas, haproxy+log with Serve's access log")
     parser.add_argument("--concurrency", default="1,8,32")
     parser.add_argument("--requests", type=int, default=2000, help="per measurement, after warm-up")
     parser.add_argument("--seconds", type=float, default=5.0, help="per measurement, after warm-up")
     parser.add_argument("--warmup", type=int, default=200)
     parser.add_argument("--replicas", type=int, default=1)
+    parser.add_argument("--haproxy-threads", type=int, help="passed to steerrec serve (default: its own)")
+    parser.add_argument("--rounds", type=int, default=1, help="repeat every config this many times, "
+                                                             "alternating, and report medians")
     parser.add_argument("--logs", default=None, help="directory for server logs (default: a temp dir)")
     parser.add_argument("--plain-server", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
@@ -263,13 +316,16 @@ def main() -> None:
 
     log_dir = Path(args.logs or tempfile.mkdtemp(prefix="serve-latency-"))
     log_dir.mkdir(parents=True, exist_ok=True)
-    results = {}
-    for kind in args.configs.split(","):
-        print(f"[{kind}] starting", file=sys.stderr, flush=True)
-        results[kind] = asyncio.run(bench_config(kind, args, log_dir))
+    rounds: dict[str, list[dict]] = {}
+    for r in range(args.rounds):  # configs alternate, so a slow spell of the machine hits them all
+        for kind in args.configs.split(","):
+            print(f"[{kind}] starting (round {r + 1} of {args.rounds})", file=sys.stderr, flush=True)
+            rounds.setdefault(kind, []).append(asyncio.run(bench_config(kind, args, log_dir)))
     print(f"\n{os.cpu_count()} CPUs, {args.replicas} replica(s), bundle {args.bundle}, "
-          f"<= {args.requests} requests / {args.seconds:g} s per cell after {args.warmup} warm-up requests\n")
-    print(tables(results, args.concurrency))
+          f"<= {args.requests} requests / {args.seconds:g} s per cell after {args.warmup} warm-up requests"
+          + (f"; medians of {args.rounds} rounds (ratios taken within each round)" if args.rounds > 1 else "")
+          + "\n")
+    print(tables(rounds, args.concurrency))
 
 
 if __name__ == "__main__":

@@ -27,6 +27,14 @@ from .reload import attach_to_replica
 DEFAULT_MAX_ONGOING_REQUESTS = 64
 """Serve's default of 5 queues requests in the proxy at concurrency 32 and collapses throughput."""
 
+QUIET_LOGGING = {"enable_access_log": False, "log_level": "WARNING"}
+"""Serve logs one access line per request from each replica, and even with the access log off it
+builds the record before dropping it; at INFO level that is a tenth of a small request's cost in
+the replica (docs/api.md). The service's own metrics count requests by route and status, so
+replicas log warnings and errors only, unless asked for the access log (``access_log: true`` in
+the app args, ``steerrec serve --access-log``), which brings back INFO."""
+ACCESS_LOGGING = {"enable_access_log": True, "log_level": "INFO"}
+
 
 def _bind_replica_grpc_to_loopback() -> bool:
     """On a loopback-only node (``steerrec serve --host 127.0.0.1``), make the replica's internal
@@ -52,7 +60,7 @@ def _bind_replica_grpc_to_loopback() -> bool:
 
 
 @serve.deployment(name="steerrec", max_ongoing_requests=DEFAULT_MAX_ONGOING_REQUESTS,
-                  ray_actor_options={"num_cpus": 0})
+                  ray_actor_options={"num_cpus": 0}, logging_config=QUIET_LOGGING)
 @serve.ingress()
 class SteerRecDeployment:
     def __init__(self, bundle: str, settings: dict[str, Any] | None = None, experiments: str | None = None,
@@ -95,7 +103,8 @@ class SteerRecDeployment:
 def build_app(args: dict[str, Any]) -> serve.Application:
     """Application builder for ``serve run``/``serve deploy``: ``args`` holds ``bundle`` and,
     optionally, ``settings`` (ServiceConfig fields), ``experiments``, ``events``, ``metrics``,
-    plus deployment options ``num_replicas``, ``max_ongoing_requests``, ``num_cpus``, ``num_gpus``.
+    plus deployment options ``num_replicas``, ``max_ongoing_requests``, ``num_cpus``, ``num_gpus``,
+    ``access_log`` (Serve's per-request log line and INFO logs; off by default).
     Options set in a config file's ``deployments:`` section override these."""
     args = dict(args)
     if "bundle" not in args:
@@ -105,6 +114,8 @@ def build_app(args: dict[str, Any]) -> serve.Application:
         options["num_replicas"] = args.pop("num_replicas")
     if "max_ongoing_requests" in args:
         options["max_ongoing_requests"] = int(args.pop("max_ongoing_requests"))
+    if args.pop("access_log", False):
+        options["logging_config"] = ACCESS_LOGGING
     actor = {k: float(args.pop(k)) for k in ("num_cpus", "num_gpus") if k in args}
     if actor:
         options["ray_actor_options"] = actor
@@ -115,6 +126,6 @@ def build_app(args: dict[str, Any]) -> serve.Application:
     known = {"bundle", "settings", "experiments", "events", "metrics"}
     unknown = sorted(set(args) - known)
     if unknown:
-        options = {"num_replicas", "max_ongoing_requests", "num_cpus", "num_gpus"}
+        options = {"num_replicas", "max_ongoing_requests", "num_cpus", "num_gpus", "access_log"}
         raise ValueError(f"unknown application args {unknown}; known: {sorted(known | options)}")
     return deployment.bind(**args)

@@ -72,9 +72,19 @@ def write_wrapper(state_dir: Path, stats_port: int, metrics_port: int) -> Path:
     return path
 
 
-def haproxy_environment(state_dir: str | Path | None = None, threads: int = 2) -> dict[str, str]:
+def default_haproxy_threads() -> int:
+    """A quarter of the cores, at least one (Ray's default is four threads): HAProxy only forwards
+    bytes, while the replicas run Python for every request and need the cores."""
+    return max(1, (os.cpu_count() or 1) // 4)
+
+
+def haproxy_environment(state_dir: str | Path | None = None, threads: int | None = None) -> dict[str, str]:
     """Environment for the HAProxy ingress: throughput-optimised Serve, private state files (so
-    two servers on one machine do not share /tmp/haproxy-serve), loopback-only side listeners."""
+    two servers on one machine do not share /tmp/haproxy-serve), loopback-only side listeners,
+    ``threads`` HAProxy threads (default: ``default_haproxy_threads()``)."""
+    threads = default_haproxy_threads() if threads is None else threads
+    if threads < 1:
+        raise ValueError(f"HAProxy needs at least one thread, got {threads}")
     state = Path(state_dir).resolve() if state_dir else Path(tempfile.mkdtemp(prefix="srh-", dir="/tmp"))
     if len(str(state)) > MAX_STATE_DIR_LENGTH:
         raise ValueError(f"HAProxy state directory {state} is too long ({len(str(state))} characters, at most "
@@ -102,12 +112,13 @@ def haproxy_environment(state_dir: str | Path | None = None, threads: int = 2) -
     }
 
 
-def ingress_environment(ingress: Ingress, state_dir: str | Path | None = None) -> dict[str, str]:
+def ingress_environment(ingress: Ingress, state_dir: str | Path | None = None,
+                        haproxy_threads: int | None = None) -> dict[str, str]:
     """Variables to export before ``ray.init`` for the chosen ingress (none for the default proxy)."""
     if ingress == "proxy":
         return {}
     if ingress == "haproxy":
-        return haproxy_environment(state_dir)
+        return haproxy_environment(state_dir, haproxy_threads)
     raise ValueError(f"unknown ingress {ingress!r}; use haproxy or proxy")
 
 

@@ -34,6 +34,10 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "(Ray Serve's Python proxy, ~10x slower on small machines)")
     p.add_argument("--max-ongoing-requests", type=int, default=64, help="per replica (Serve's default, 5, "
                                                                           "collapses under concurrency)")
+    p.add_argument("--access-log", action="store_true",
+                   help="log every request (and INFO messages) in Serve's replica logs; off by default, replicas "
+                        "log warnings and errors only: the Prometheus metrics count requests by route and status")
+    p.add_argument("--haproxy-threads", type=int, help="HAProxy threads (default: a quarter of the cores, at least 1)")
     p.add_argument("--num-cpus", type=int, help="CPUs Ray may use (default: all)")
     p.add_argument("--metrics-port", type=int, default=int(env.get("STEERREC_METRICS_PORT", 0)),
                    help="Ray's metrics export port; Prometheus scrapes http://HOST:PORT/metrics (default: a free port)")
@@ -68,6 +72,8 @@ def check_inputs(args: argparse.Namespace) -> dict:
         ExperimentSet.load(args.experiments)
     if args.replicas < 1:
         raise ValueError("--replicas must be >= 1")
+    if args.haproxy_threads is not None and args.haproxy_threads < 1:
+        raise ValueError("--haproxy-threads must be >= 1")
     return settings
 
 
@@ -101,7 +107,7 @@ def run(args: argparse.Namespace) -> int:
     settings = check_inputs(args)
     events = args.events or ("steerrec-events.db" if args.experiments else None)
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")
-    environment = ingress_environment(args.ingress, args.state_dir)
+    environment = ingress_environment(args.ingress, args.state_dir, args.haproxy_threads)
     os.environ.update(environment)  # read when Ray Serve is imported, here and in every Ray worker
     temporary_state = None if args.state_dir or not environment else \
         Path(environment["RAY_SERVE_HAPROXY_CONFIG_FILE_LOC"]).parent
@@ -123,7 +129,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         serve.start(http_options={"host": args.host, "port": args.port})
         app_args = {"bundle": os.path.abspath(args.bundle), "settings": settings, "num_replicas": args.replicas,
-                    "max_ongoing_requests": args.max_ongoing_requests}
+                    "max_ongoing_requests": args.max_ongoing_requests, "access_log": args.access_log}
         if args.experiments:
             app_args["experiments"] = str(Path(args.experiments).resolve())
         if events:

@@ -1,9 +1,11 @@
 """deploy/serve.yaml is a valid Serve config that builds, and the HAProxy wrapper moves the side
 listeners to loopback and drops the access log without touching the client-facing frontend."""
 
+import shutil
 import subprocess
 from pathlib import Path
 
+import pytest
 import yaml
 from ray.serve.schema import ServeDeploySchema
 from steerrec.service import ingress
@@ -58,6 +60,7 @@ def test_haproxy_environment_is_private_and_short(tmp_path):
         assert len(str(state)) <= ingress.MAX_STATE_DIR_LENGTH
         assert Path(env["RAY_SERVE_HAPROXY_BINARY_PATH"]).is_file()
         assert int(env["RAY_SERVE_HAPROXY_STATS_PORT"]) != int(env["RAY_SERVE_HAPROXY_METRICS_PORT"])
+        assert env["RAY_SERVE_HAPROXY_NBTHREAD"] == str(ingress.default_haproxy_threads())
     finally:
         for p in state.iterdir():
             p.unlink()
@@ -68,3 +71,14 @@ def test_haproxy_environment_is_private_and_short(tmp_path):
         assert "too long" in str(exc)
     else:
         raise AssertionError("a state directory too long for HAProxy's socket paths was accepted")
+
+
+def test_haproxy_threads_leave_the_cores_to_the_replicas(monkeypatch):
+    for cores, threads in ((1, 1), (2, 1), (8, 2), (16, 4)):
+        monkeypatch.setattr(ingress.os, "cpu_count", lambda cores=cores: cores)
+        assert ingress.default_haproxy_threads() == threads
+    env = ingress.haproxy_environment(threads=3)
+    shutil.rmtree(Path(env["RAY_SERVE_HAPROXY_CONFIG_FILE_LOC"]).parent)
+    assert env["RAY_SERVE_HAPROXY_NBTHREAD"] == "3"
+    with pytest.raises(ValueError, match="at least one thread"):
+        ingress.haproxy_environment(threads=0)

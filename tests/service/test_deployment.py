@@ -51,6 +51,11 @@ def test_builder_options_and_refusals():
     assert deployment.num_replicas == 2 and deployment.max_ongoing_requests == 100
     assert deployment.ray_actor_options["num_cpus"] == 1.0
     assert SteerRecDeployment.max_ongoing_requests > 5  # Serve's default collapses at concurrency 32
+    # Serve's per-request logging costs throughput at concurrency 32: warnings only unless asked for
+    quiet = deployment._deployment_config.logging_config
+    assert quiet["enable_access_log"] is False and quiet["log_level"] == "WARNING"
+    logged = build_app({"bundle": "b", "access_log": True})._bound_deployment._deployment_config.logging_config
+    assert logged["enable_access_log"] is True and logged["log_level"] == "INFO"
     with pytest.raises(ValueError, match="unknown application args"):
         build_app({"bundle": "b", "replicas": 2})
     with pytest.raises(ValueError, match="'bundle'"):

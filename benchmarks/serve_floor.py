@@ -1,0 +1,163 @@
+"""Ray Serve's fixed cost per request, with nothing of steerrec in the way: one trivial app (a route
+that answers "ok") on plain uvicorn, as a Serve deployment behind the HAProxy ingress, and on the
+replica's own HTTP port (direct ingress, HAProxy bypassed).
+
+This is the floor every Serve deployment pays on this machine whatever its handler does, so it
+bounds the latency targets that compare Serve with uvicorn (docs/api.md, "What bounds them").
+
+    python benchmarks/serve_floor.py [--requests 3000] [--seconds 4] [--repeats 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import glob
+import os
+import re
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from serve_latency import ROOT, run_load, stop_server, wait_ready
+
+
+def trivial_app():
+    from starlette.applications import Starlette
+    from starlette.responses import PlainTextResponse
+    from starlette.routing import Route
+
+    async def ok(request):
+        return PlainTextResponse("ok")
+
+    return Starlette(routes=[Route("/noop", ok), Route("/healthz", ok)])
+
+
+def serve_plain(port: int) -> None:
+    import uvicorn
+
+    uvicorn.run(trivial_app(), host="127.0.0.1", port=port, access_log=False, log_level="warning")
+
+
+def serve_ray(port: int, state_dir: str) -> None:
+    from steerrec.service.ingress import haproxy_environment
+
+    os.environ.update(haproxy_environment(state_dir))
+    os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")  # keep Ray's servers on loopback
+    import ray
+    from ray import serve
+    from steerrec.service.deployment import (
+        QUIET_LOGGING,
+        _bind_replica_grpc_to_loopback,
+    )
+
+    @serve.deployment(max_ongoing_requests=64, ray_actor_options={"num_cpus": 0},
+                      logging_config=QUIET_LOGGING)  # as steerrec's deployment
+    @serve.ingress(trivial_app())
+    class Trivial:
+        def __init__(self):
+            _bind_replica_grpc_to_loopback()
+
+    ray.init(include_dashboard=False, _node_ip_address="127.0.0.1", log_to_driver=False, configure_logging=False)
+    serve.start(http_options={"host": "127.0.0.1", "port": port})
+    serve.run(Trivial.bind(), route_prefix="/", blocking=False)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())  # shut Ray down (and its agents) on stop_server's SIGTERM
+    try:
+        stop.wait()
+    finally:
+        serve.shutdown()
+        ray.shutdown()
+
+
+def start(kind: str, port: int, state_dir: str, log: Path) -> subprocess.Popen:
+    cmd = [sys.executable, __file__, "--server", kind, "--port", str(port), "--state-dir", state_dir]
+    env = {**os.environ, "RAY_AUTH_MODE": "disabled", "PYTHONUNBUFFERED": "1"}
+    with open(log, "w") as out:
+        return subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+
+
+async def replica_port(state_dir: str, timeout: float = 60) -> int:
+    """The replica's direct-ingress port, read from the HAProxy config Serve generated."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for cfg in glob.glob(f"{state_dir}/*/haproxy.cfg"):
+            found = re.findall(r"server\s+SERVE_REPLICA\S*\s+127\.0\.0\.1:(\d+)", Path(cfg).read_text())
+            if found:
+                return int(found[0])
+        await asyncio.sleep(0.5)
+    raise RuntimeError(f"no replica in the HAProxy config under {state_dir}")
+
+
+async def measure(port: int, args) -> tuple[float, float]:
+    """(median p50 at concurrency 1 over --repeats runs in ms, req/s at concurrency 32)."""
+    p50s = [(await run_load(port, ["/noop"], 1, args.requests, args.seconds, 300))["p50"] for _ in range(args.repeats)]
+    rps = (await run_load(port, ["/noop"], 32, 10 * args.requests, args.seconds, 1000))["rps"]
+    return statistics.median(p50s), rps
+
+
+async def bench(kind: str, args, log_dir: Path) -> dict[str, tuple[float, float]]:
+    from steerrec.service.ingress import free_port
+
+    port = free_port()
+    state_dir = f"/tmp/srf-{os.getpid()}"  # short: HAProxy caps its socket paths (ingress.py)
+    log = log_dir / f"{kind}.log"
+    proc = start(kind, port, state_dir, log)
+    out = {}
+    try:
+        await wait_ready(port, proc, log)
+        if kind == "uvicorn":
+            out["uvicorn"] = await measure(port, args)
+        else:
+            out["Serve, through HAProxy"] = await measure(port, args)
+            out["Serve, replica port"] = await measure(await replica_port(state_dir), args)
+    finally:
+        stop_server(proc)
+        shutil.rmtree(state_dir, ignore_errors=True)
+    for name, (p50, rps) in out.items():
+        print(f"  {name:24s} p50 {p50:.3f} ms  {rps:.0f} req/s", file=sys.stderr, flush=True)
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--requests", type=int, default=3000, help="per concurrency-1 run, after warm-up")
+    parser.add_argument("--seconds", type=float, default=4.0, help="per run, after warm-up")
+    parser.add_argument("--repeats", type=int, default=3, help="concurrency-1 runs; the median p50 is reported")
+    parser.add_argument("--server", choices=["uvicorn", "serve"], help=argparse.SUPPRESS)
+    parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--state-dir", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.server == "uvicorn":
+        return serve_plain(args.port)
+    if args.server:
+        return serve_ray(args.port, args.state_dir)
+    try:
+        import uvloop
+        asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
+    except ImportError:
+        pass
+    import tempfile
+
+    from steerrec.table import markdown_table
+
+    log_dir = Path(tempfile.mkdtemp(prefix="serve-floor-"))
+    results: dict[str, tuple[float, float]] = {}
+    for kind in ("uvicorn", "serve"):
+        print(f"[{kind}] starting", file=sys.stderr, flush=True)
+        results.update(asyncio.run(bench(kind, args, log_dir)))
+    base_p50, base_rps = results["uvicorn"]
+    rows = [[name, round(p50, 3), round(p50 / base_p50, 2), round(rps), round(rps / base_rps, 2)]
+            for name, (p50, rps) in results.items()]
+    print(f"\n{os.cpu_count()} CPUs; trivial app; p50 = median of {args.repeats} runs at concurrency 1\n")
+    print(markdown_table(["server", "p50 ms c=1", "p50 / uvicorn", "req/s c=32", "req/s / uvicorn"], rows, digits=3))
+
+
+if __name__ == "__main__":
+    main()
