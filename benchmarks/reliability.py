@@ -50,7 +50,11 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from serve_latency import read_response  # the same minimal HTTP/1.1 client
+from serve_latency import (  # shared client and helpers
+    process_stats,
+    read_response,
+    stop_server,
+)
 
 TOKEN = "reliability-benchmark-" + os.urandom(12).hex()
 REPLICA_TITLE = b"ServeReplica:steerrec"
@@ -97,14 +101,8 @@ class Server:
     def tree(self) -> list[int]:
         """The server's process and all its descendants (Ray's GCS, raylet, workers, HAProxy)."""
         children: dict[int, list[int]] = {}
-        for entry in os.listdir("/proc"):
-            if entry.isdigit():
-                try:
-                    stat = Path(f"/proc/{entry}/stat").read_text()
-                except OSError:
-                    continue
-                ppid = int(stat[stat.rindex(")") + 2:].split()[1])
-                children.setdefault(ppid, []).append(int(entry))
+        for pid, fields in process_stats():
+            children.setdefault(int(fields[1]), []).append(pid)
         found, todo = [], [self.proc.pid]
         while todo:
             pid = todo.pop()
@@ -123,13 +121,7 @@ class Server:
         return sum(rss[p] for p in replicas) / 1024, sum(rss.values()) / 1024
 
     def stop(self) -> int:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(90)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)  # the group this script created
-                self.proc.wait(10)
+        stop_server(self.proc)
         shutil.rmtree(self.state, ignore_errors=True)
         return self.proc.returncode
 

@@ -118,20 +118,22 @@ async def fetch(port: int, path: str) -> tuple[int, bytes]:
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 
-def session_cpu_seconds(session: int) -> float:
-    """CPU time used so far by the live processes of a session: the server started with
-    ``start_new_session`` and, for Ray Serve, its GCS, raylet, actors, replicas and HAProxy."""
-    total = 0.0
+def process_stats():
+    """(pid, the fields of /proc/PID/stat after the command name) for every live process: index 0
+    is the state, 1 ppid, 2 pgrp, 3 session, 11 utime, 12 stime (in clock ticks)."""
     for entry in os.listdir("/proc"):
         if entry.isdigit():
             try:
                 stat = Path(f"/proc/{entry}/stat").read_text()
-            except OSError:
+            except OSError:  # exited meanwhile
                 continue
-            fields = stat[stat.rindex(")") + 2:].split()  # state ppid pgrp session ... utime(11) stime(12)
-            if int(fields[3]) == session:
-                total += (int(fields[11]) + int(fields[12])) / CLK_TCK
-    return total
+            yield int(entry), stat[stat.rindex(")") + 2:].split()
+
+
+def session_cpu_seconds(session: int) -> float:
+    """CPU time used so far by the live processes of a session: the server started with
+    ``start_new_session`` and, for Ray Serve, its GCS, raylet, actors, replicas and HAProxy."""
+    return sum(int(f[11]) + int(f[12]) for _, f in process_stats() if int(f[3]) == session) / CLK_TCK
 
 
 async def run_load(port: int, paths: list[str], concurrency: int, max_requests: int, max_seconds: float,
