@@ -43,12 +43,34 @@ def test_flat_index_equals_brute_force_with_exclusions_and_boosts():
         assert np.all(np.diff(scores) <= 0)
 
 
+def test_promoting_a_large_group_ranks_from_one_pass_and_equals_brute_force():
+    index, rng = make_index(n=400)
+    index.gpu_index = SelectorIgnoringIndex(index.cpu_index)  # counts index searches
+    for case in range(200):
+        query = rng.normal(size=index.dim)
+        k = int(rng.integers(1, 60))
+        ids = rng.choice(index.n_items, size=int(rng.integers(160, 400)), replace=False).astype(np.int64)
+        boosts = Boosts(ids, rng.normal(scale=2.0, size=len(ids)) + (case % 3 == 0) * 50.0)
+        exclude = rng.choice(index.n_items, size=int(rng.integers(0, 60)), replace=True)  # >= 100 promoted stay
+        rows, scores = index.top_k(query, k, exclude, boosts)
+        assert rows.tolist() == brute(index, query, k, exclude, boosts), case
+        expected = index.vectors[rows].astype(np.float64) @ query + index.bias[rows]
+        expected += np.array([boosts.deltas[ids.tolist().index(r)] if r in ids else 0.0 for r in rows])
+        np.testing.assert_allclose(scores, expected, rtol=1e-12)
+    assert index.gpu_index.calls == 0
+
+
 def test_fewer_items_than_k_and_everything_excluded():
     index, rng = make_index(n=50)
     query = rng.normal(size=index.dim)
     rows, _ = index.top_k(query, 40, np.arange(30), Boosts.empty())
     assert sorted(rows.tolist()) == list(range(30, 50))
     rows, _ = index.top_k(query, 10, np.arange(50), Boosts(np.array([3]), np.array([1.0])))
+    assert rows.tolist() == []
+    group = Boosts(np.arange(20, 50), np.ones(30))  # large enough to be ranked from one pass
+    rows, _ = index.top_k(query, 40, np.arange(30), group)
+    assert sorted(rows.tolist()) == list(range(30, 50))
+    rows, _ = index.top_k(query, 10, np.arange(50), group)
     assert rows.tolist() == []
 
 
