@@ -7,7 +7,7 @@ import argparse
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("bench", help="measure a bundle: steering effectiveness",
+    p = sub.add_parser("bench", help="measure a bundle: steering effectiveness, concept separability",
                        description="Benchmarks that read a bundle and print a table.")
     bench = p.add_subparsers(dest="bench_command", metavar="BENCHMARK", required=True)
     s = bench.add_parser(
@@ -23,6 +23,16 @@ def register(sub: argparse._SubParsersAction) -> None:
     s.add_argument("--target-share", type=float, default=0.8, help="share that counts as steered (default 0.8)")
     s.add_argument("--users", type=int, default=0, help="evenly spaced sample of users (default 0: all)")
     s.set_defaults(handler=run_steering)
+    s = bench.add_parser(
+        "separability", help="how much of each concept filter=SLUG removes, and what any filter could",
+        description="For every value of a facet: the share of the concept's items (recall) and of the other "
+                    "items (false-positive rate) that filter=SLUG drops, the same for the union of the neurons "
+                    "whose label names the concept, and how many other items a linear probe on the item "
+                    "embeddings must also drop to catch 95%%, 99%% and 100%% of the concept (a bound for any "
+                    "neuron). Needs neurons.json (steerrec interpret).")
+    s.add_argument("--bundle", required=True, metavar="DIR")
+    s.add_argument("--facet", default="genre", help="item metadata facet (default genre)")
+    s.set_defaults(handler=run_separability)
 
 
 def run_steering(args: argparse.Namespace) -> int:
@@ -62,4 +72,22 @@ def run_steering(args: argparse.Namespace) -> int:
     print(f"\n{count} of {len(results)} {cfg.facet} values reach >= {cfg.target_share:.0%} of the top-{k} for >= 90% "
           f"of users at strength +{best:g} (recall columns: relative Recall@{k} change; "
           f"{len(engine.user_ids) if not cfg.users else cfg.users} users; {time.perf_counter() - start:.1f} s)")
+    return 0
+
+
+def run_separability(args: argparse.Namespace) -> int:
+    from steerrec.service.engine import SteeringEngine
+    from steerrec.service.separability import PROBE_RECALLS, run_separability
+    from steerrec.table import markdown_table
+
+    results = run_separability(SteeringEngine(args.bundle), args.facet)
+    headers = ["concept", "items", "filter recall", "filter FPR", "labelled neurons", "union recall", "union FPR",
+               "probe AUC"] + [f"probe FPR @ recall {r:g}" for r in PROBE_RECALLS]
+    rows = [[r.concept, r.items, "-" if r.filter_recall is None else r.filter_recall,
+             "-" if r.filter_fpr is None else r.filter_fpr, r.labelled, r.union_recall, r.union_fpr, r.probe_auc]
+            + [r.probe_fpr[x] for x in PROBE_RECALLS] for r in results]
+    print(markdown_table(headers, rows, digits=3))
+    print("\nrecall / FPR: share of the concept's items / of the other items dropped. The probe is a logistic "
+          "regression on the item embeddings fit and scored on the same items; a neuron's pre-activation is "
+          "linear in the embedding, so where the probe's FPR is high a neuron's filter cannot do much better.")
     return 0

@@ -1,0 +1,118 @@
+"""Why ``filter=CONCEPT`` can leave part of a concept behind: how separable its items are.
+
+A filter drops the items a neuron fires on, so it removes a concept completely only if the neuron
+fires on every item of the concept. For each value of a facet this measures, over the catalogue:
+the recall and false-positive rate of the filter's item set (``filter=SLUG``), of the union of
+every neuron whose label names the concept, and of the best linear read-out of the item
+embeddings themselves (a logistic-regression probe on ``[v_i, b_i]``, fit and scored on the same
+items, which flatters it): the share of other items it must also drop to catch 95%, 99% and 100% of the
+concept. An SAE neuron's pre-activation is a linear function of the embedding, so when even the
+probe cannot separate a concept, a filter on any neuron of an SAE trained on these embeddings
+faces the same overlap.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import numpy as np
+
+from steerrec.slugs import slugify
+
+from .abtest.simulate import concept_mask
+from .engine import SteeringEngine
+
+PROBE_RECALLS = (0.95, 0.99, 1.0)
+
+
+class Separability(NamedTuple):
+    concept: str
+    items: int
+    """Items of the catalogue with the concept."""
+    filter_recall: float | None
+    """Share of the concept's items that ``filter=SLUG`` drops (None: no neuron owns the slug)."""
+    filter_fpr: float | None
+    """Share of the other items it drops too."""
+    labelled: int
+    """Neurons whose label names the concept (``Comedy`` and ``Comedy (1980s)`` both name Comedy)."""
+    union_recall: float
+    union_fpr: float
+    probe_auc: float
+    probe_fpr: dict[float, float]
+    """recall -> share of other items the probe also drops at the threshold reaching that recall."""
+
+
+def logistic_probe(x_NF: np.ndarray, y_N: np.ndarray, l2: float = 1e-2, max_steps: int = 100) -> np.ndarray:
+    """Scores of a logistic regression of ``y`` on standardised ``x`` plus an intercept, fit by
+    Newton's method with a small L2 penalty (which keeps separable data from diverging)."""
+    x = np.asarray(x_NF, np.float64)
+    x = (x - x.mean(0)) / np.where(x.std(0) > 0, x.std(0), 1.0)
+    x = np.hstack([x, np.ones((len(x), 1))])
+    y = np.asarray(y_N, np.float64)
+    w = np.zeros(x.shape[1])
+    for _ in range(max_steps):
+        p = 1.0 / (1.0 + np.exp(-np.clip(x @ w, -50, 50)))
+        gradient = x.T @ (p - y) + l2 * w
+        hessian = (x * (p * (1 - p))[:, None]).T @ x + l2 * np.eye(len(w))
+        step = np.linalg.solve(hessian, gradient)
+        w -= step
+        if np.abs(step).max() < 1e-9:
+            break
+    return x @ w
+
+
+def fpr_at_recall(scores_N: np.ndarray, y_N: np.ndarray, recall: float) -> float:
+    """Share of negatives scoring at least the threshold that keeps ``recall`` of the positives."""
+    positives = np.sort(scores_N[y_N])[::-1]
+    threshold = positives[max(int(np.ceil(recall * len(positives))) - 1, 0)]
+    return float((scores_N[~y_N] >= threshold).mean())
+
+
+def auc(scores_N: np.ndarray, y_N: np.ndarray) -> float:
+    """Probability that a random positive outscores a random negative (ties count half)."""
+    _, inverse, counts = np.unique(scores_N, return_inverse=True, return_counts=True)
+    ranks = (np.cumsum(counts) - (counts - 1) / 2)[inverse]  # 1-based, ties share their mean rank
+    n_pos, n_neg = int(y_N.sum()), int((~y_N).sum())
+    return float((ranks[y_N].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
+
+
+def _rates(dropped_N: np.ndarray, y_N: np.ndarray) -> tuple[float, float]:
+    return float(dropped_N[y_N].mean()), float(dropped_N[~y_N].mean())
+
+
+def run_separability(engine: SteeringEngine, facet: str = "genre", values: list[str] | None = None) -> list[Separability]:
+    catalog = engine.catalog
+    if not catalog.has_labels:
+        raise ValueError(f"{engine.bundle.root}: no neurons.json; run `steerrec interpret --bundle "
+                         f"{engine.bundle.root}` first")
+    meta = engine.bundle.item_metadata()
+    facet_values = meta.get("facets", {}).get(facet)
+    if facet_values is None:
+        raise ValueError(f"no facet {facet!r} in the item metadata (facets: {sorted(meta.get('facets', {}))})")
+    values = values or sorted({str(v) for vs in facet_values for v in (vs if isinstance(vs, list) else [vs])})
+    n_items = len(engine.item_ids)
+    fires = [np.zeros(n_items, bool) for _ in range(engine.n_latents)]
+    for j in range(engine.n_latents):
+        fires[j][catalog.items_by_neuron.row(j)[0]] = True
+    embedding = np.hstack([engine.index.vectors, engine.index.bias[:, None]])
+    results = []
+    for value in values:
+        y = concept_mask(meta, f"{facet}={value}")
+        if y.all() or not y.any():
+            continue  # nothing to separate
+        slug = slugify(value)
+        filter_rates = (None, None)
+        if slug in catalog.slug_to_id:
+            _, filters, _ = engine.parse(filter=[slug])
+            dropped = np.zeros(n_items, bool)
+            dropped[engine.filtered_rows(filters)[0]] = True
+            filter_rates = _rates(dropped, y)
+        labelled = [j for j in range(engine.n_latents)
+                    if (label := catalog.label(j) or "") == value or label.startswith(value + " (")]
+        union = np.zeros(n_items, bool)
+        for j in labelled:
+            union |= fires[j]
+        scores = logistic_probe(embedding, y)
+        results.append(Separability(value, int(y.sum()), *filter_rates, len(labelled), *_rates(union, y),
+                                    auc(scores, y), {r: fpr_at_recall(scores, y, r) for r in PROBE_RECALLS}))
+    return results

@@ -1,0 +1,70 @@
+"""`steerrec bench separability`: the probe's bound, the AUC, and the filter's rates as served."""
+
+import itertools
+
+import numpy as np
+import pytest
+from steerrec.service.separability import (
+    auc,
+    fpr_at_recall,
+    logistic_probe,
+    run_separability,
+)
+
+from steerrec.cli import main
+
+from ._steer_helpers import genre_slug, labelled_bundle, labelled_engine, plain_engine
+
+
+def test_probe_separates_separable_data_and_cannot_separate_noise():
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(400, 5))
+    y = x @ np.array([1.0, -2.0, 0.5, 0.0, 0.0]) > 0.3
+    scores = logistic_probe(x, y)
+    assert fpr_at_recall(scores, y, 1.0) == 0.0 and auc(scores, y) == 1.0
+    labels = rng.random(400) < 0.3  # independent of x: nothing to find
+    scores = logistic_probe(x, labels)
+    assert abs(auc(scores, labels) - 0.5) < 0.1
+    assert fpr_at_recall(scores, labels, 1.0) > 0.8
+
+
+def test_fpr_at_recall_keeps_the_requested_share_of_positives():
+    scores = np.array([9.0, 8.0, 7.0, 6.0, 5.0, 4.0, 3.0, 2.0, 1.0, 0.0])
+    y = np.array([1, 0, 1, 1, 0, 1, 0, 0, 1, 0], bool)  # positives at 9, 7, 6, 4, 1
+    assert fpr_at_recall(scores, y, 0.6) == 1 / 5  # threshold 6: negative 8 above it
+    assert fpr_at_recall(scores, y, 0.8) == 2 / 5  # threshold 4: negatives 8 and 5
+    assert fpr_at_recall(scores, y, 1.0) == 4 / 5  # threshold 1: all but 0
+
+
+def test_auc_equals_the_pairwise_definition_with_ties():
+    rng = np.random.default_rng(1)
+    scores = rng.integers(0, 6, size=60).astype(float)  # many ties
+    y = rng.random(60) < 0.4
+    pairs = [(1.0 if p > n else 0.5 if p == n else 0.0) for p, n in itertools.product(scores[y], scores[~y])]
+    assert auc(scores, y) == pytest.approx(np.mean(pairs), abs=1e-12)
+
+
+def test_filter_rates_are_those_of_the_served_filter():
+    engine = labelled_engine()
+    results = {r.concept: r for r in run_separability(engine, "genre", ["Horror", "Comedy"])}
+    genres = engine.bundle.item_metadata()["facets"]["genre"]
+    for genre, r in results.items():
+        member = np.array([genre in g for g in genres])
+        dropped = np.zeros(len(member), bool)
+        _, filters, _ = engine.parse(filter=[genre_slug(engine, genre)])
+        dropped[engine.filtered_rows(filters)[0]] = True
+        assert (r.items, r.filter_recall, r.filter_fpr) == (member.sum(), dropped[member].mean(), dropped[~member].mean())
+        assert r.labelled >= 1 and r.union_recall >= r.filter_recall
+        # The demo's planted genres are linear directions of its embeddings: the probe finds them.
+        assert r.probe_auc > 0.95 and r.probe_fpr[0.95] < 0.1
+
+
+def test_unlabelled_bundle_is_refused():
+    with pytest.raises(ValueError, match="no neurons.json; run `steerrec interpret --bundle"):
+        run_separability(plain_engine())
+
+
+def test_command_prints_the_table(capsys):
+    assert main(["bench", "separability", "--bundle", str(labelled_bundle())]) == 0
+    out = capsys.readouterr().out
+    assert "| Horror " in out and "probe FPR @ recall 0.99" in out and "cannot do much better" in out
