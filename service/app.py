@@ -9,7 +9,6 @@ the thread pool. Responses are orjson-encoded dicts documented by the models in 
 from __future__ import annotations
 
 import inspect
-import os
 import time
 from collections import OrderedDict
 from typing import Any
@@ -34,6 +33,7 @@ from .http_errors import (
 from .limits import RequestLimits
 from .metrics import ServiceMetrics, create_metrics
 from .query import Param, openapi_parameters, parse_query
+from .request_ids import RequestIds
 from .schemas import (
     ErrorBody,
     ExplainResponse,
@@ -172,19 +172,20 @@ def fastapi_options(config: ServiceConfig) -> dict[str, Any]:
     return {"telemetry": {"tracing": False, "metrics": False, "logs": False}}
 
 
-def create_app(service: SteerService, title: str = "steerrec") -> FastAPI:
+def create_app(service: SteerService, title: str = "steerrec", echo_request_id: bool = True) -> FastAPI:
     """The HTTP face of a ``SteerService`` (build one with ``SteerService(engine, experiments,
-    events, metrics)``; ``experiments`` is an ``ExperimentSet``, ``events`` an ``EventStore``)."""
+    events, metrics)``; ``experiments`` is an ``ExperimentSet``, ``events`` an ``EventStore``).
+    ``echo_request_id=False`` under Ray Serve, which puts the request id in the response header
+    itself (request_ids.py)."""
     config, metrics, forms = service.config, service.metrics, service.forms  # service.engine may be swapped
     app = FastAPI(title=title, description=DESCRIPTION, version="1", **fastapi_options(config))
-    app.add_middleware(RequestLimits, config=config, metrics=metrics)  # inside the metrics middleware
-    app.add_middleware(MetricsMiddleware, metrics=metrics)
+    app.add_middleware(RequestLimits, config=config, metrics=metrics)  # innermost
+    app.add_middleware(RequestIds, metrics=metrics, echo=echo_request_id)
+    app.add_middleware(MetricsMiddleware, metrics=metrics)  # outermost: times and counts everything
     install_error_handlers(app, metrics, forms)
 
     def start(request: Request) -> str:
-        request_id = os.urandom(16).hex()  # as unique as uuid4, a third of the cost
-        request.scope[REQUEST_ID_KEY] = request_id  # read by the error handlers
-        return request_id
+        return request.scope[REQUEST_ID_KEY]  # set by RequestIds; the error handlers read it too
 
     def hot_route(path: str, endpoint, params: tuple[Param, ...], model, summary: str) -> None:
         """A route documented in OpenAPI by FastAPI but served by a plain Starlette route placed
@@ -214,7 +215,7 @@ def create_app(service: SteerService, title: str = "steerrec") -> FastAPI:
         p = query(request, recommend_params)
         body = await service.recommend(request_id, p["user"], p["k"], p["steer"], p["filter"], p["promote"],
                                        p["exclude_seen"], p["ab"])
-        return OrjsonResponse(body, headers={"x-request-id": request_id})
+        return OrjsonResponse(body)
 
     hot_route("/recommend", recommend, recommend_params, RecommendResponse,
               "Top-k items for a user, optionally steered")

@@ -86,7 +86,7 @@ class SteerRecDeployment:
         attach_to_replica(self.service, bundle)  # follows other replicas' /admin/reload (reload.py)
 
     def __serve_build_asgi_app__(self):
-        return create_app(self.service)
+        return create_app(self.service, echo_request_id=False)  # Serve sends x-request-id itself
 
     # Handle calls (another deployment, or tests in local testing mode) skip HTTP but run the same code.
     async def recommend(self, user: str, k: int | None = None, steer: list[str] = (), filter: list[str] = (),

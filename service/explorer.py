@@ -17,7 +17,6 @@ Routes read ``service.engine`` on every request, so they follow an engine swappe
 from __future__ import annotations
 
 import logging
-import os
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +29,7 @@ from starlette.staticfiles import StaticFiles
 
 from steerrec.bundle import CONCEPT_TREE, BundleError
 
-from .http_errors import REQUEST_ID_KEY, OrjsonResponse, ServiceUnavailable
+from .http_errors import OrjsonResponse, ServiceUnavailable
 from .query import Param, openapi_parameters, parse_query
 from .schemas import ConceptTree, ErrorBody, ExperimentList, UserList, UserProfile
 from .steering import SpecError
@@ -143,8 +142,7 @@ def install_explorer(app: FastAPI, service) -> None:
     experiments_params = (Param("user", "string"),)
     trees: dict[int, tuple[Any, dict[str, Any]]] = {}
 
-    def start(request: Request, params: tuple[Param, ...] = (), lengths: dict[str, int] | None = None) -> dict:
-        request.scope[REQUEST_ID_KEY] = os.urandom(16).hex()
+    def query(request: Request, params: tuple[Param, ...] = (), lengths: dict[str, int] | None = None) -> dict:
         return parse_query(request, params, service.forms, service.config.max_param_length, lengths)
 
     @app.get("/", include_in_schema=False)
@@ -154,7 +152,7 @@ def install_explorer(app: FastAPI, service) -> None:
     @app.get("/concepts/tree", response_class=OrjsonResponse, responses={200: {"model": ConceptTree}},
              summary="The Matryoshka concept tree: live neurons linked to parents in earlier prefixes")
     async def tree(request: Request) -> Response:
-        start(request)
+        query(request)
         engine = service.engine
         cached = trees.get(id(engine))
         if cached is None or cached[0] is not engine:
@@ -166,14 +164,14 @@ def install_explorer(app: FastAPI, service) -> None:
              openapi_extra=openapi_parameters(experiments_params, service.forms),
              summary="A/B experiments, their arms and the ab= value that previews each arm")
     async def experiments(request: Request) -> Response:
-        p = start(request, experiments_params)
+        p = query(request, experiments_params)
         return OrjsonResponse(experiments_listing(service, p["user"]))
 
     @app.get("/users", response_class=OrjsonResponse, responses={200: {"model": UserList}, **ERRORS},
              openapi_extra=openapi_parameters(users_params, service.forms),
              summary="User ids of the served bundle; search with q=")
     async def users(request: Request) -> Response:
-        p = start(request, users_params, {"q": config.max_query_length})
+        p = query(request, users_params, {"q": config.max_query_length})
         ids, q = service.engine.user_ids, (p["q"] or "").strip()
         if q:
             needle = q.lower()
@@ -188,7 +186,7 @@ def install_explorer(app: FastAPI, service) -> None:
     @app.get("/users/{user}", response_class=OrjsonResponse, responses={200: {"model": UserProfile}, **ERRORS},
              summary="A user's training items and strongest neurons (activation in scale units)")
     async def user(request: Request, user: str = PathParam(description=service.forms["user"])) -> Response:
-        start(request)
+        query(request)
         if len(user) > config.max_param_length:
             raise SpecError("user", user, f"longer than {config.max_param_length} characters", service.forms["user"])
         return OrjsonResponse(user_profile(service.engine, user))

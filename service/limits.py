@@ -9,7 +9,7 @@ counted whether or not they declare a Content-Length, so a chunked upload cannot
 from __future__ import annotations
 
 from .config import ServiceConfig
-from .http_errors import error_response
+from .http_errors import REQUEST_ID_KEY, error_response
 from .metrics import ServiceMetrics
 
 
@@ -28,7 +28,8 @@ class RequestLimits:
             self.metrics.error("uri_too_long")
             return await error_response(
                 414, "uri_too_long", f"the request target is {target} bytes, over the limit of {self.max_target}",
-                allowed=f"at most {self.max_target} bytes of path and query string")(scope, receive, send)
+                allowed=f"at most {self.max_target} bytes of path and query string",
+                request_id=scope.get(REQUEST_ID_KEY))(scope, receive, send)
         if scope["method"] in ("GET", "HEAD", "OPTIONS", "DELETE"):
             return await self.app(scope, receive, send)
         declared = dict(scope.get("headers", ())).get(b"content-length")
@@ -58,4 +59,5 @@ class RequestLimits:
         self.metrics.error("body_too_large")
         return await error_response(
             413, "body_too_large", f"the request body is {size}+ bytes, over the limit of {self.max_body}",
-            parameter="body", allowed=f"at most {self.max_body} bytes")(scope, receive, send)
+            parameter="body", allowed=f"at most {self.max_body} bytes", request_id=scope.get(REQUEST_ID_KEY))(
+            scope, receive, send)

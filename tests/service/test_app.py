@@ -183,6 +183,37 @@ def test_ab_assignment_exposures_and_feedback(client, engine, experiments, event
     assert extra.status_code == 422
 
 
+def test_one_request_id_in_body_header_and_events(client, engine, events):
+    user = engine.user_ids[3]
+    made = client.get("/recommend", params={"user": user})
+    assert made.headers.get_list("x-request-id") == [made.json()["request_id"]]
+    assert len(made.json()["request_id"]) == 32
+    missing = client.get("/recommend", params={"user": "nobody"})
+    assert missing.status_code == 404
+    assert missing.headers.get_list("x-request-id") == [missing.json()["request_id"]]
+    # A client's (or Ray Serve's) id is kept, in the body, the header and the exposure event.
+    given = client.get("/recommend", params={"user": user}, headers={"x-request-id": "trace-42/a"})
+    assert given.json()["request_id"] == "trace-42/a" and given.headers.get_list("x-request-id") == ["trace-42/a"]
+    assert [e.user for e in events.exposures() if e.request_id == "trace-42/a"] == [user]
+    retried = client.get("/recommend", params={"user": user}, headers={"x-request-id": "trace-42/a"})
+    assert retried.status_code == 200 and [e.request_id for e in events.exposures()].count("trace-42/a") == 1
+    assert client.get("/healthz", headers={"x-request-id": "h1"}).headers["x-request-id"] == "h1"
+
+
+@pytest.mark.parametrize("bad", ["has space", "x" * 101, "tab\there", "caf\u00e9"])
+def test_unusable_request_ids_are_refused(client, engine, bad):
+    r = client.get("/recommend", params={"user": engine.user_ids[0]},
+                   headers=[("x-request-id", bad.encode("latin-1"))])
+    assert r.status_code == 422 and r.json()["parameter"] == "x-request-id"
+    assert r.json()["allowed"].startswith("1 to 100 visible ASCII characters") and "x-request-id" not in r.headers
+
+
+def test_under_serve_the_app_leaves_the_header_to_serve(engine):
+    with TestClient(create_app(SteerService(engine, metrics=PrometheusMetrics()), echo_request_id=False)) as c:
+        r = c.get("/recommend", params={"user": engine.user_ids[0]}, headers={"x-request-id": "from-serve"})
+    assert r.json()["request_id"] == "from-serve" and "x-request-id" not in r.headers
+
+
 def test_feedback_without_an_event_store_is_refused_clearly(plain):
     r = plain.post("/feedback", json={"request_id": "r", "user": "u", "item": "i", "kind": "click"})
     assert r.status_code == 503 and "--events" in r.json()["problem"]

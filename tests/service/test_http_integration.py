@@ -117,6 +117,15 @@ def test_errors_over_http(server):
     assert client.get("/openapi.json").json()["info"]["title"] == "steerrec"
 
 
+def test_one_request_id_through_serve(server):
+    client, user = server["client"], labelled_engine().user_ids[0]
+    for headers in ({}, {"x-request-id": "client-trace-7"}):
+        for params in ({"user": user, "ab": "off"}, {"user": "nobody"}):
+            r = client.get("/recommend", params=params, headers=headers)
+            assert r.headers.get_list("x-request-id") == [r.json()["request_id"]], (headers, params)
+            assert r.json()["request_id"] == headers.get("x-request-id", r.json()["request_id"])
+
+
 def test_the_replica_runs_without_torch(server):
     runtime = server["client"].get("/healthz").json()["runtime"]
     assert runtime["torch_loaded"] is False and runtime["onnx"] in ("cpu", "cuda")
