@@ -87,15 +87,17 @@ def install_error_handlers(app: FastAPI, metrics: ServiceMetrics, forms: dict[st
         first = exc.errors()[0] if exc.errors() else {}
         loc = [str(p) for p in first.get("loc", ())]
         parameter = loc[-1] if loc else None
-        if loc and loc[0] == "body" and len(loc) == 1:
-            parameter = "body"
+        problem = first.get("msg", "invalid request")
+        if loc and loc[0] == "body" and (len(loc) == 1 or first.get("type") == "json_invalid"):
+            parameter = "body"  # a JSON syntax error is located by character position, not by field
+            detail = (first.get("ctx") or {}).get("error")
+            problem = f"{problem}: {detail} (character {loc[-1]})" if detail and len(loc) > 1 else problem
         value = first.get("input")
         if not isinstance(value, (str, int, float, bool)):
             value = None  # echo scalars only, never a whole body
         body_form = "a JSON object {request_id, user, item, kind}" if parameter == "body" else None
         allowed = forms.get(parameter or "", body_form)
-        return error_response(422, "invalid_parameter", first.get("msg", "invalid request"), parameter, value,
-                              allowed, request_id(request))
+        return error_response(422, "invalid_parameter", problem, parameter, value, allowed, request_id(request))
 
     @app.exception_handler(UnknownUser)
     async def _user(request: Request, exc: UnknownUser):

@@ -181,6 +181,10 @@ def test_ab_assignment_exposures_and_feedback(client, engine, experiments, event
     assert bad.status_code == 422 and bad.json()["parameter"] == "kind"
     extra = client.post("/feedback", json={**click, "extra": 1})
     assert extra.status_code == 422
+    broken = client.post("/feedback", content=b'{"request_id": "r",', headers={"content-type": "application/json"})
+    assert broken.status_code == 422 and broken.json()["parameter"] == "body"
+    assert broken.json()["problem"].startswith("JSON decode error: ") and "character" in broken.json()["problem"]
+    assert broken.json()["allowed"] == "a JSON object {request_id, user, item, kind}"
 
 
 def test_one_request_id_in_body_header_and_events(client, engine, events):
