@@ -25,6 +25,7 @@ from .explorer import install_explorer
 from .http_errors import (
     REQUEST_ID_KEY,
     OrjsonResponse,
+    RequestIdConflict,
     ServiceUnavailable,
     allowed_forms,
     error_response,
@@ -139,13 +140,17 @@ class SteerService:
         experiment = arm = None
         if assignment is not None:
             experiment, arm = assignment.experiment, assignment.arm
+            if self.events is not None:  # durable before the client can act on the list
+                stored = await run_in_threadpool(self.events.record_exposure, request_id, user, experiment, arm,
+                                                 [r["id"] for r in ranked], time.time(), assignment.forced)
+                if not stored:  # a retry under the same id is fine; another request under it is not
+                    owner = await run_in_threadpool(self.events.exposure_owner, request_id)
+                    if owner != (user, experiment, arm):
+                        raise RequestIdConflict(request_id, *owner)
             metrics.exposure(experiment, arm)
             self.arm_of_request[request_id] = (experiment, arm)
             if len(self.arm_of_request) > RECENT_REQUESTS:
                 self.arm_of_request.popitem(last=False)
-            if self.events is not None:  # durable before the client can act on the list
-                await run_in_threadpool(self.events.record_exposure, request_id, user, experiment, arm,
-                                        [r["id"] for r in ranked], time.time(), assignment.forced)
         return {"request_id": request_id, "user": user, "k": k or self.config.default_k, "exclude_seen": exclude_seen,
                 "items": ranked, "steers": rec.steers, "filters": rec.filters, "promotes": rec.promotes,
                 "experiment": experiment, "arm": arm, "fallback": rec.fallback}
@@ -187,12 +192,13 @@ def create_app(service: SteerService, title: str = "steerrec", echo_request_id: 
     def start(request: Request) -> str:
         return request.scope[REQUEST_ID_KEY]  # set by RequestIds; the error handlers read it too
 
-    def hot_route(path: str, endpoint, params: tuple[Param, ...], model, summary: str) -> None:
+    def hot_route(path: str, endpoint, params: tuple[Param, ...], model, summary: str,
+                  errors: dict[int, dict] = ERRORS) -> None:
         """A route documented in OpenAPI by FastAPI but served by a plain Starlette route placed
         first in the router: FastAPI's dependency machinery costs ~25 us a request, and these
         routes read their query themselves (query.py)."""
         app.add_api_route(path, endpoint, methods=["GET"], response_class=OrjsonResponse, summary=summary,
-                          responses={200: {"model": model}, **ERRORS} if model else None,
+                          responses={200: {"model": model}, **errors} if model else None,
                           openapi_extra=openapi_parameters(params, forms) if params else None)
         app.router.routes.insert(0, PlainRoute(path, endpoint, methods=["GET"]))
 
@@ -218,7 +224,7 @@ def create_app(service: SteerService, title: str = "steerrec", echo_request_id: 
         return OrjsonResponse(body)
 
     hot_route("/recommend", recommend, recommend_params, RecommendResponse,
-              "Top-k items for a user, optionally steered")
+              "Top-k items for a user, optionally steered", {**ERRORS, 409: {"model": ErrorBody}})
 
     @app.get("/neurons", response_class=OrjsonResponse, responses={200: {"model": NeuronList}, **ERRORS},
              openapi_extra=openapi_parameters(neurons_params, forms),

@@ -220,6 +220,13 @@ class EventStore:
             row = self._connection().execute("SELECT 1 FROM exposures WHERE request_id = ?", (request_id,)).fetchone()
         return row is not None
 
+    def exposure_owner(self, request_id: str) -> tuple[str, str | None, str | None] | None:
+        """(user, experiment, arm) of the request's stored exposure, None when there is none."""
+        with self._lock:
+            row = self._connection().execute("SELECT user, experiment, arm FROM exposures WHERE request_id = ?",
+                                             (request_id,)).fetchone()
+        return None if row is None else tuple(row)
+
     # -- readers ------------------------------------------------------------------------------
 
     def exposures(self, experiment: str | None = None) -> Iterator[Exposure]:

@@ -42,6 +42,16 @@ class ServiceUnavailable(Exception):
         super().__init__(problem)
 
 
+class RequestIdConflict(Exception):
+    """A request id that already names another request's exposure (a client reusing its
+    x-request-id): answering would leave that exposure unrecorded."""
+
+    def __init__(self, request_id: str, user: str, experiment: str | None, arm: str | None):
+        self.request_id = request_id
+        super().__init__(f"request id {request_id!r} already names an exposure of user {user!r} "
+                         f"(experiment {experiment!r}, arm {arm!r}); send a new x-request-id for a new request")
+
+
 def allowed_forms(config: ServiceConfig, ab_values: list[str]) -> dict[str, str]:
     """The allowed form of every parameter, quoted in 422 bodies."""
     return {
@@ -113,6 +123,13 @@ def install_error_handlers(app: FastAPI, metrics: ServiceMetrics, forms: dict[st
     async def _neuron(request: Request, exc: UnknownNeuron):
         metrics.error("unknown_neuron")
         return error_response(404, "unknown_neuron", str(exc), "neuron", exc.target, forms["neuron"],
+                              request_id(request))
+
+    @app.exception_handler(RequestIdConflict)
+    async def _conflict(request: Request, exc: RequestIdConflict):
+        metrics.error("request_id_conflict")
+        return error_response(409, "request_id_conflict", str(exc), "x-request-id", exc.request_id,
+                              "a request id not used before, or the one of a retry of the same request",
                               request_id(request))
 
     @app.exception_handler(ServiceUnavailable)

@@ -202,6 +202,11 @@ def test_one_request_id_in_body_header_and_events(client, engine, events):
     retried = client.get("/recommend", params={"user": user}, headers={"x-request-id": "trace-42/a"})
     assert retried.status_code == 200 and [e.request_id for e in events.exposures()].count("trace-42/a") == 1
     assert client.get("/healthz", headers={"x-request-id": "h1"}).headers["x-request-id"] == "h1"
+    # The same id for another user's request would leave that exposure unrecorded: refused.
+    other = client.get("/recommend", params={"user": engine.user_ids[4]}, headers={"x-request-id": "trace-42/a"})
+    assert other.status_code == 409 and other.json()["error"] == "request_id_conflict"
+    assert other.json()["parameter"] == "x-request-id" and repr(user) in other.json()["problem"]
+    assert [e.user for e in events.exposures() if e.request_id == "trace-42/a"] == [user]
 
 
 @pytest.mark.parametrize("bad", ["has space", "x" * 101, "tab\there", "caf\u00e9"])
