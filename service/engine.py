@@ -46,6 +46,10 @@ from .steering import (
 )
 
 
+PARSED_SPECS = 4096
+"""Parsed steer/filter/promote specs remembered per engine (forgotten all at once when full)."""
+
+
 class EngineError(Exception):
     """A bundle this service cannot serve (the message says why and what to do)."""
 
@@ -139,6 +143,7 @@ class SteeringEngine:
         self.catalog = NeuronCatalog(self.n_latents, records, self.stats, item_codes.transpose(), self.item_ids,
                                      self.titles, meta.get("facets"))
         self.index = ItemIndex(item_factors, item_bias, self.config, self.runtime)
+        self._specs: dict[tuple[Any, str], Steer | Filter | Promote] = {}
         self.load_seconds = time.perf_counter() - started
 
     # -- parsing -------------------------------------------------------------------------------
@@ -149,14 +154,26 @@ class SteeringEngine:
         check_count("steer", list(steer), c.max_steers, STEER_FORM)
         check_count("filter", list(filter), c.max_filters, FILTER_FORM)
         check_count("promote", list(promote), c.max_promotes, PROMOTE_FORM)
-        resolve = self.catalog.resolve
-        steers = [parse_steer(s, resolve, c.max_magnitude) for s in steer]
-        filters = [parse_filter(f, resolve, c.max_threshold) for f in filter]
-        promotes = [parse_promote(p, resolve, c.max_magnitude) for p in promote]
+        steers = [self._parsed(parse_steer, s, c.max_magnitude) for s in steer]
+        filters = [self._parsed(parse_filter, f, c.max_threshold) for f in filter]
+        promotes = [self._parsed(parse_promote, p, c.max_magnitude) for p in promote]
         for p in promotes:
             if p.item is not None and p.item not in self.item_row:
                 raise SpecError("promote", p.raw, f"unknown item id {p.item!r}", PROMOTE_FORM)
         return steers, filters, promotes
+
+    def _parsed(self, parser, raw: str, limit: float):
+        """``parser(raw, ...)``, remembered: the same few specs (A/B arms, UI buttons) recur on every
+        request, and parsing one costs ~2 us. The specs are immutable and resolve against this
+        engine's catalogue, which never changes (a reload builds a new engine)."""
+        key = (parser, raw)
+        spec = self._specs.get(key)
+        if spec is None:
+            spec = parser(raw, self.catalog.resolve, limit)  # a SpecError is raised, not remembered
+            if len(self._specs) >= PARSED_SPECS:
+                self._specs.clear()
+            self._specs[key] = spec
+        return spec
 
     def _neuron_fields(self, j: int) -> dict[str, Any]:
         return {"neuron": j, "slug": self.catalog.slug(j), "label": self.catalog.label(j)}

@@ -20,7 +20,12 @@ Names follow Prometheus conventions: base units (seconds), ``_total`` on counter
 
 from __future__ import annotations
 
+import logging
+import threading
+import time
 from typing import Literal
+
+log = logging.getLogger(__name__)
 
 LATENCY_BUCKETS = (0.0002, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
 STAGE_BUCKETS = (0.00002, 0.00005, 0.0001, 0.0002, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.05, 0.25)
@@ -114,9 +119,14 @@ class PrometheusMetrics(ServiceMetrics):
 
 
 class RayMetrics(ServiceMetrics):
-    """``ray.util.metrics``, aggregated and exported by Ray's per-node metrics agent."""
+    """``ray.util.metrics``, aggregated and exported by Ray's per-node metrics agent.
 
-    def __init__(self):
+    A Ray metric call costs ~3.5 us, and a steered request makes one per steer: counter increments
+    are summed in a dict and handed to Ray every ``flush_seconds`` by a daemon thread, as Serve does
+    with its own metrics (Ray's agent exports every few seconds anyway). A replica that dies loses
+    at most that long of counts; histograms are recorded directly."""
+
+    def __init__(self, flush_seconds: float = 0.1):
         from ray.util.metrics import Counter, Histogram
 
         self._metrics = {}
@@ -125,9 +135,30 @@ class RayMetrics(ServiceMetrics):
                 self._metrics[name] = Counter(name, description=doc, tag_keys=labels)
             else:
                 self._metrics[name] = Histogram(name, description=doc, boundaries=list(buckets), tag_keys=labels)
+        self._counts: dict[tuple[str, tuple[tuple[str, str], ...]], int] = {}
+        self._lock = threading.Lock()
+        self._flush_seconds = flush_seconds
+        threading.Thread(target=self._flush_forever, name="steerrec-metrics", daemon=True).start()
 
     def _inc(self, name, labels):
-        self._metrics[name].inc(1, tags=labels or None)
+        key = (name, tuple(labels.items()))
+        with self._lock:
+            self._counts[key] = self._counts.get(key, 0) + 1
+
+    def flush(self) -> None:
+        """Hands the counts summed since the last flush to Ray."""
+        with self._lock:
+            counts, self._counts = self._counts, {}
+        for (name, labels), count in counts.items():
+            self._metrics[name].inc(count, tags=dict(labels) or None)
+
+    def _flush_forever(self) -> None:
+        while True:
+            time.sleep(self._flush_seconds)
+            try:
+                self.flush()
+            except Exception:  # a metrics hiccup must not end the thread and silence every counter
+                log.exception("could not hand metrics to Ray")
 
     def _observe(self, name, value, labels):
         self._metrics[name].observe(value, tags=labels or None)

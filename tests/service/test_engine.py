@@ -245,3 +245,19 @@ def test_refuses_a_corrupt_bundle():
         handle.write(b"\x00\x01\x02\x03")
     with pytest.raises(EngineError, match="sha256"):
         SteeringEngine(path)
+
+
+def test_parsed_specs_are_remembered_but_errors_are_not(engine, monkeypatch):
+    from steerrec.service import engine as engine_module
+
+    specs = ["3:+2", "5:=1.5", "7:*0.5"]
+    first = engine.parse(specs, ["3"], ["5:+1"])
+    assert engine.parse(specs, ["3"], ["5:+1"]) == first
+    assert all(a is b for a, b in zip(engine.parse(specs)[0], first[0]))  # the same objects, not re-parsed
+    for _ in range(2):  # a bad spec is refused every time
+        with pytest.raises(SpecError, match="missing operator"):
+            engine.parse(["3:2"])
+    monkeypatch.setattr(engine_module, "PARSED_SPECS", 4)
+    for v in range(10):
+        assert engine.parse([f"3:+{v}"])[0][0].value == v
+    assert len(engine._specs) <= 4
