@@ -91,9 +91,6 @@ def run_separability(engine: SteeringEngine, facet: str = "genre", values: list[
         raise ValueError(f"no facet {facet!r} in the item metadata (facets: {sorted(meta.get('facets', {}))})")
     values = values or sorted({str(v) for vs in facet_values for v in (vs if isinstance(vs, list) else [vs])})
     n_items = len(engine.item_ids)
-    fires = [np.zeros(n_items, bool) for _ in range(engine.n_latents)]
-    for j in range(engine.n_latents):
-        fires[j][catalog.items_by_neuron.row(j)[0]] = True
     embedding = np.hstack([engine.index.vectors, engine.index.bias[:, None]])
     results = []
     for value in values:
@@ -111,7 +108,7 @@ def run_separability(engine: SteeringEngine, facet: str = "genre", values: list[
                     if (label := catalog.label(j) or "") == value or label.startswith(value + " (")]
         union = np.zeros(n_items, bool)
         for j in labelled:
-            union |= fires[j]
+            union[catalog.items_by_neuron.row(j)[0]] = True
         scores = logistic_probe(embedding, y)
         results.append(Separability(value, int(y.sum()), *filter_rates, len(labelled), *_rates(union, y),
                                     auc(scores, y), {r: fpr_at_recall(scores, y, r) for r in PROBE_RECALLS}))
