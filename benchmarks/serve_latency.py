@@ -3,7 +3,9 @@ Python proxy) against the same app on plain uvicorn, in one run, on loopback.
 
 For every server configuration and concurrency (1, 8, 32), a bounded closed-loop load (at most
 --requests requests and --seconds seconds after a warm-up) hits: a no-op endpoint, unsteered
-/recommend, 1 steer, 4 steers, a filter and a promote. Prints p50, p99, throughput and the
+/recommend, 1 steer, 4 steers, a filter and a promote. At concurrency 1 these six are interleaved
+on one connection (each cycle one request of each, in random order), so their p50s are measured
+side by side; at higher concurrency each has its own load. Prints p50, p99, throughput and the
 server's CPU time per request (every process of the server: for Ray Serve, its replicas, HAProxy
 and Ray's own processes; steadier than throughput on a shared machine), then the ratios the
 targets are stated in, as Markdown. The client is a minimal asyncio HTTP/1.1 keep-alive
@@ -182,6 +184,51 @@ async def run_load(port: int, paths: list[str], concurrency: int, max_requests: 
             "reconnects": reconnects}
 
 
+async def run_paired(port: int, scenarios: dict[str, list[str]], max_requests: int, max_seconds: float,
+                     warmup: int, seed: int = 0) -> dict[str, dict]:
+    """Concurrency 1 with the scenarios interleaved on one connection: each cycle sends one request
+    of every scenario, in a fresh random order. Ratios of their p50s then compare requests served
+    side by side, so a slow spell of the shared machine, or drift over the server's life, cannot
+    favour one scenario (measured one after the other, 1 steer vs unsteered swung 1.04x to 1.24x
+    between runs of the same code)."""
+    names = list(scenarios)
+    requests = {n: [request_bytes(p) for p in paths] for n, paths in scenarios.items()}
+    latencies: dict[str, list[float]] = {n: [] for n in names}
+    errors = dict.fromkeys(names, 0)
+    reconnects = 0
+    rng = np.random.default_rng(seed)
+    warmup_cycles = warmup // len(names) + 1
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    try:
+        for cycle in range(warmup_cycles + max_requests):
+            record = cycle >= warmup_cycles
+            if cycle == warmup_cycles:
+                deadline = time.perf_counter() + max_seconds * len(names)
+            elif record and time.perf_counter() > deadline:
+                break
+            for n in rng.permutation(names):
+                start = time.perf_counter()
+                try:
+                    writer.write(requests[n][cycle % len(requests[n])])
+                    status, _ = await read_response(reader)
+                except (asyncio.IncompleteReadError, ConnectionError):  # as in run_load
+                    writer.close()
+                    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+                    reconnects += 1
+                    continue
+                if record:
+                    latencies[n].append(time.perf_counter() - start)
+                    errors[n] += status != 200
+    finally:
+        writer.close()
+    out = {}
+    for n in names:
+        ms = np.array(latencies[n]) * 1e3
+        out[n] = {"n": len(ms), "p50": float(np.percentile(ms, 50)), "p99": float(np.percentile(ms, 99)),
+                  "rps": float("nan"), "cpu_us": float("nan"), "errors": errors[n], "reconnects": reconnects}
+    return out
+
+
 # -- scenarios -------------------------------------------------------------------------------------
 def scenario_paths(bundle: str, neurons: list[dict]) -> dict[str, list[str]]:
     """Request paths per scenario, cycling over 200 users; neurons chosen among live ones, the
@@ -228,9 +275,14 @@ async def bench_config(name: str, args, log_dir: Path) -> dict:
         for scenario, paths in scenarios.items():
             status, body = await fetch(port, paths[0])
             assert status == 200, (name, scenario, body[:300])
-            for c in args.concurrency:
-                r = results[(scenario, c)] = await run_load(port, paths, c, args.requests, args.seconds, args.warmup,
-                                                            session=proc.pid)
+        for c in args.concurrency:
+            if c == 1:  # side by side (run_paired); throughput and CPU need one scenario at a time
+                cells = await run_paired(port, scenarios, args.requests, args.seconds, args.warmup)
+            else:
+                cells = {scenario: await run_load(port, paths, c, args.requests, args.seconds, args.warmup,
+                                                  session=proc.pid) for scenario, paths in scenarios.items()}
+            for scenario, r in cells.items():
+                results[(scenario, c)] = r
                 print(f"  {name:9s} {scenario:10s} c={c:<3d} p50 {r['p50']:.3f} ms  p99 {r['p99']:.3f} ms  "
                       f"{r['rps']:.0f} req/s  server CPU {r['cpu_us']:.0f} us/req  n={r['n']} errors={r['errors']} "
                       f"reconnects={r['reconnects']}",
@@ -263,6 +315,10 @@ def ratios(rounds: dict[str, list[dict]], kind: str, name: str, low: int, high: 
                   median(lambda i: res[i][(name, high)]["cpu_us"] / base[i][(name, high)]["cpu_us"])]
 
 
+def whole(x: float) -> int | str:
+    return "-" if np.isnan(x) else round(x)  # "-": not measured (concurrency 1 is interleaved)
+
+
 def tables(rounds: dict[str, list[dict]], concurrency: list[int]) -> str:
     from steerrec.table import markdown_table
 
@@ -273,7 +329,7 @@ def tables(rounds: dict[str, list[dict]], concurrency: list[int]) -> str:
             row = [kind, name]
             for c in concurrency:
                 r = res[(name, c)]
-                row += [round(r["p50"], 3), round(r["p99"], 3), round(r["rps"]), round(r["cpu_us"])]
+                row += [round(r["p50"], 3), round(r["p99"], 3), whole(r["rps"]), whole(r["cpu_us"])]
             rows.append(row)
     headers = ["server", "request"] + [f"{m} c={c}" for c in concurrency
                                        for m in ("p50 ms", "p99 ms", "req/s", "CPU us/req")]

@@ -45,7 +45,6 @@ from .steering import (
     parse_steer,
 )
 
-
 PARSED_SPECS = 4096
 """Parsed steer/filter/promote specs remembered per engine (forgotten all at once when full)."""
 
@@ -137,6 +136,7 @@ class SteeringEngine:
         item_codes = encode_sparse(encoder, item_factors, self.n_latents)
         self.stats = NeuronStats.compute(self.user_codes, item_codes)
         self.scale = self.stats.activation_scale
+        self.scale_units = self.scale.tolist()  # Python floats: steers' arithmetic on scalars
         records = bundle.neurons() if bundle.has(NEURONS) else None
         if records is not None and len(records) != self.n_latents:
             raise EngineError(f"{bundle.path(NEURONS)}: {len(records)} records for {self.n_latents} latents")
@@ -191,14 +191,16 @@ class SteeringEngine:
         u = self.user_factors[row].astype(np.float64)
         if not steers:
             return u, {}
-        z = self.user_codes.dense_row(row)
-        touched = apply_steers(z, steers, self.scale)
-        neurons = np.fromiter(touched, dtype=np.int64, count=len(touched))
-        dz = np.array([after for _, after in touched.values()]) - z[neurons]
+        cols, values = self.user_codes.row(row)  # sparse: a dense code row costs more than the steers
+        touched = apply_steers(dict(zip(cols.tolist(), values.tolist())), steers, self.scale_units)
         if self.decoder_affine:
-            return u + dz @ self.directions[neurons], touched
+            for j, (before, after) in touched.items():
+                u += (after - before) * self.directions[j]
+            return u, touched
+        z = self.user_codes.dense_row(row)
         z_steered = z.copy()
-        z_steered[neurons] += dz
+        for j, (_, after) in touched.items():
+            z_steered[j] = after
         x_hat = self.decoder.run(["x_hat"], {"z": np.stack([z_steered, z]).astype(np.float32)})[0]
         return u + (x_hat[0].astype(np.float64) - x_hat[1]), touched
 
@@ -262,7 +264,7 @@ class SteeringEngine:
         return Recommendation(
             user, rows, scores,
             steers=[{"target": s.target, **self._neuron_fields(s.neuron), "op": s.op, "value": s.value,
-                     "activation_scale": float(self.scale[s.neuron]),
+                     "activation_scale": self.scale_units[s.neuron],
                      "activation_before": touched[s.neuron][0], "activation_after": touched[s.neuron][1]}
                     for s in steers],
             filters=[{"target": f.target, **self._neuron_fields(f.neuron), "threshold": f.threshold,

@@ -23,10 +23,12 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from typing import Literal
+from typing import Any, Literal
 
 log = logging.getLogger(__name__)
 
+CHILDREN = 10_000
+"""Labelled series PrometheusMetrics remembers."""
 LATENCY_BUCKETS = (0.0002, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
 STAGE_BUCKETS = (0.00002, 0.00005, 0.0001, 0.0002, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.05, 0.25)
 
@@ -104,13 +106,26 @@ class PrometheusMetrics(ServiceMetrics):
             else:
                 self._metrics[name] = Histogram(name, doc, labels, buckets=buckets, registry=self.registry)
 
+        self._children: dict[tuple[str, tuple[tuple[str, str], ...]], Any] = {}
+
+    def _child(self, name: str, labels: dict[str, str]):
+        """The labelled series, remembered: ``labels()`` costs ~2 us (a lock and a tuple of
+        strings) and every request makes several. Label values are bounded (routes, statuses,
+        neurons, arms), and past CHILDREN the cache simply stops growing."""
+        key = (name, tuple(labels.items()))
+        child = self._children.get(key)
+        if child is None:
+            metric = self._metrics[name]
+            child = metric.labels(**labels) if labels else metric
+            if len(self._children) < CHILDREN:
+                self._children[key] = child
+        return child
+
     def _inc(self, name, labels):
-        metric = self._metrics[name]
-        (metric.labels(**labels) if labels else metric).inc()
+        self._child(name, labels).inc()
 
     def _observe(self, name, value, labels):
-        metric = self._metrics[name]
-        (metric.labels(**labels) if labels else metric).observe(value)
+        self._child(name, labels).observe(value)
 
     def exposition(self) -> bytes:
         from prometheus_client import generate_latest

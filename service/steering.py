@@ -17,11 +17,9 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal
-
-import numpy as np
 
 Op = Literal["+", "-", "=", "*"]
 
@@ -139,14 +137,15 @@ def check_count(param: str, values: list[str], limit: int, allowed: str) -> None
         raise SpecError(param, None, f"{len(values)} given; at most {limit} per request", allowed)
 
 
-def apply_steers(z_F: np.ndarray, steers: list[Steer], scale_F: np.ndarray) -> dict[int, tuple[float, float]]:
-    """Applies the steers in order to a user's dense code; returns {neuron: (before, after)} for
-    every touched neuron (raw activations). Several steers on one neuron compose left to right.
-    Activations may go negative: the decoder is linear, so that pushes away from the concept."""
+def apply_steers(code: Mapping[int, float], steers: list[Steer], scale_F: Sequence[float]) -> dict[int, tuple[float, float]]:
+    """Applies the steers in order to a user's code ({neuron: activation}, absent = 0); returns
+    {neuron: (before, after)} for every touched neuron (raw activations). Several steers on one
+    neuron compose left to right. Activations may go negative: the decoder is linear, so that
+    pushes away from the concept."""
     touched: dict[int, tuple[float, float]] = {}
     for s in steers:
-        before = touched[s.neuron][1] if s.neuron in touched else float(z_F[s.neuron])
-        unit = float(scale_F[s.neuron])
+        first, before = touched.get(s.neuron) or (code.get(s.neuron, 0.0),) * 2
+        unit = scale_F[s.neuron]
         if s.op == "+":
             after = before + s.value * unit
         elif s.op == "-":
@@ -155,5 +154,5 @@ def apply_steers(z_F: np.ndarray, steers: list[Steer], scale_F: np.ndarray) -> d
             after = s.value * unit
         else:
             after = before * s.value
-        touched[s.neuron] = (touched[s.neuron][0] if s.neuron in touched else before, after)
+        touched[s.neuron] = (first, after)
     return touched

@@ -1,11 +1,13 @@
 """RayMetrics sums counter increments and hands them to Ray from a thread (no Ray needed here:
-Ray's metric classes are replaced by recorders)."""
+Ray's metric classes are replaced by recorders); PrometheusMetrics remembers its labelled series."""
 
 import time
 
 import pytest
 import ray.util.metrics
-from steerrec.service.metrics import RayMetrics
+import steerrec.service.metrics as metrics_module
+from prometheus_client.parser import text_string_to_metric_families
+from steerrec.service.metrics import PrometheusMetrics, RayMetrics
 
 
 class Recorder:
@@ -50,3 +52,24 @@ def test_the_thread_flushes_on_its_own(recorded):
     while not errors.calls and time.monotonic() < deadline:
         time.sleep(0.01)
     assert errors.calls == [(1, {"kind": "unknown_user"})]
+
+
+def samples(metrics: PrometheusMetrics, name: str) -> dict[tuple, float]:
+    return {tuple(sorted(s.labels.items())): s.value for family in text_string_to_metric_families(
+        metrics.exposition().decode()) for s in family.samples if s.name == name}
+
+
+def test_prometheus_series_are_remembered_and_counted_past_the_cache_bound(monkeypatch):
+    monkeypatch.setattr(metrics_module, "CHILDREN", 2)
+    metrics = PrometheusMetrics()
+    for neuron in ("horror", "comedy", "horror", "war", "war", "war"):  # "war" is past the bound
+        metrics.steering("steer", neuron)
+    for seconds in (0.0001, 0.003):
+        metrics.request("/recommend", "GET", 200, seconds)
+    assert samples(metrics, "steerrec_steering_uses_total") == {
+        (("kind", "steer"), ("neuron", "comedy")): 1.0, (("kind", "steer"), ("neuron", "horror")): 2.0,
+        (("kind", "steer"), ("neuron", "war")): 3.0}
+    assert len(metrics._children) == 2
+    assert samples(metrics, "steerrec_http_request_duration_seconds_count") == {(("route", "/recommend"),): 2.0}
+    assert samples(metrics, "steerrec_http_request_duration_seconds_sum")[(("route", "/recommend"),)] == \
+        pytest.approx(0.0031)
