@@ -8,7 +8,8 @@ embeddings themselves (a logistic-regression probe on ``[v_i, b_i]``, fit and sc
 items, which flatters it): the share of other items it must also drop to catch 95%, 99% and 100% of the
 concept. An SAE neuron's pre-activation is a linear function of the embedding, so when even the
 probe cannot separate a concept, a filter on any neuron of an SAE trained on these embeddings
-faces the same overlap.
+faces the same overlap. ``probe_filters`` asks the same of users' top-K lists, where a filter is
+judged: what ``filter=SLUG`` leaves there, against the fewest items the probe must drop.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from steerrec.slugs import slugify
 
 from .abtest.simulate import concept_mask
 from .engine import SteeringEngine
+from .steering_bench import Ranker, concept_values
 
 PROBE_RECALLS = (0.95, 0.99, 1.0)
 
@@ -40,6 +42,22 @@ class Separability(NamedTuple):
     probe_auc: float
     probe_fpr: dict[float, float]
     """recall -> share of other items the probe also drops at the threshold reaching that recall."""
+
+
+class ProbeFilter(NamedTuple):
+    """A filter's effect on users' top-K lists: ``filter=SLUG`` against the linear probe's items."""
+    concept: str
+    filter_none: float | None
+    """Share of users whose top-K has none of the concept under ``filter=SLUG`` (None: no such slug)."""
+    filter_recall_change: float | None
+    dropped: int
+    """Fewest of the probe's highest-scored items whose removal leaves ``none_share`` of the users
+    with none of the concept (the boundary bisection finds)."""
+    recall: float
+    fpr: float
+    none: float
+    recall_change: float
+    """Recall@K relative to the unfiltered lists'."""
 
 
 def logistic_probe(x_NF: np.ndarray, y_N: np.ndarray, l2: float = 1e-2, max_steps: int = 100) -> np.ndarray:
@@ -82,14 +100,7 @@ def _rates(dropped_N: np.ndarray, y_N: np.ndarray) -> tuple[float, float]:
 
 def run_separability(engine: SteeringEngine, facet: str = "genre", values: list[str] | None = None) -> list[Separability]:
     catalog = engine.catalog
-    if not catalog.has_labels:
-        raise ValueError(f"{engine.bundle.root}: no neurons.json; run `steerrec interpret --bundle "
-                         f"{engine.bundle.root}` first")
-    meta = engine.bundle.item_metadata()
-    facet_values = meta.get("facets", {}).get(facet)
-    if facet_values is None:
-        raise ValueError(f"no facet {facet!r} in the item metadata (facets: {sorted(meta.get('facets', {}))})")
-    values = values or sorted({str(v) for vs in facet_values for v in (vs if isinstance(vs, list) else [vs])})
+    meta, values = concept_values(engine, facet, values)
     n_items = len(engine.item_ids)
     embedding = np.hstack([engine.index.vectors, engine.index.bias[:, None]])
     results = []
@@ -112,4 +123,49 @@ def run_separability(engine: SteeringEngine, facet: str = "genre", values: list[
         scores = logistic_probe(embedding, y)
         results.append(Separability(value, int(y.sum()), *filter_rates, len(labelled), *_rates(union, y),
                                     auc(scores, y), {r: fpr_at_recall(scores, y, r) for r in PROBE_RECALLS}))
+    return results
+
+
+def _none_left(ranker: Ranker, y_I: np.ndarray, dropped: np.ndarray) -> tuple[float, np.ndarray]:
+    """(share of users whose top-K shows no item of the concept, the top-K) with ``dropped`` removed."""
+    top = ranker.top(ranker.base_UD, dropped)
+    shown = np.ones(len(y_I), bool)
+    shown[dropped] = False  # a list shorter than K is padded with excluded rows: not shown
+    return float((~(y_I & shown)[top]).all(1).mean()), top
+
+
+def probe_filters(engine: SteeringEngine, facet: str = "genre", values: list[str] | None = None, k: int = 20,
+                  users: int = 1000, none_share: float = 0.96) -> list[ProbeFilter]:
+    """For each concept, what ``filter=SLUG`` leaves in users' top-K, against the fewest items the
+    linear probe must drop so that ``none_share`` of the users see none of the concept: where the
+    probe gets there cheaply and the neuron does not, the embedding could be filtered and the SAE
+    is what falls short. The probe is fit with the concept's labels on the same items, so it is
+    a best case for any linear read-out, not a filter the service could ship."""
+    meta, values = concept_values(engine, facet, values)
+    ranker = Ranker(engine, users, k)
+    embedding = np.hstack([engine.index.vectors, engine.index.bias[:, None]])
+    results = []
+    for value in values:
+        y = concept_mask(meta, f"{facet}={value}")
+        if y.all() or not y.any():
+            continue
+        filter_none = filter_change = None
+        slug = slugify(value)
+        if slug in engine.catalog.slug_to_id:
+            _, filters, _ = engine.parse(filter=[slug])
+            filter_none, top = _none_left(ranker, y, engine.filtered_rows(filters)[0])
+            filter_change = ranker.recall_change(top)
+        order = np.argsort(-logistic_probe(embedding, y), kind="stable")
+        lo, hi = 0, int(np.flatnonzero(y[order])[-1]) + 1  # dropping through the last item of the concept: none left
+        while lo < hi:
+            mid = (lo + hi) // 2
+            if _none_left(ranker, y, order[:mid])[0] >= none_share:
+                hi = mid
+            else:
+                lo = mid + 1
+        none, top = _none_left(ranker, y, order[:lo])
+        dropped = np.zeros(len(y), bool)
+        dropped[order[:lo]] = True
+        results.append(ProbeFilter(value, filter_none, filter_change, lo, *_rates(dropped, y), none,
+                                   ranker.recall_change(top)))
     return results

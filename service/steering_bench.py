@@ -52,16 +52,29 @@ class ConceptResult(NamedTuple):
 
 
 class Ranker:
-    """Top-K for many users at once from (steered) user vectors, seen and dropped items excluded."""
+    """Top-K for a sample of users at once from (steered) user vectors, seen and dropped items
+    excluded, and the Recall@K of such lists on the bundle's held-out test set."""
 
-    def __init__(self, engine: SteeringEngine, users: np.ndarray, k: int):
+    def __init__(self, engine: SteeringEngine, users: int | np.ndarray, k: int):
+        """``users``: user rows, or a count of users evenly spaced (a deterministic sample), 0 for all."""
+        n_users = len(engine.user_ids)
+        if isinstance(users, np.ndarray):
+            self.users = users.astype(np.int64)
+        else:
+            self.users = np.arange(n_users) if not users or users >= n_users else \
+                np.linspace(0, n_users - 1, users).round().astype(np.int64)
         self.items_ID = engine.index.vectors.astype(np.float64)
         self.bias_I = engine.index.bias.astype(np.float64)
-        self.users, self.k = users, k
+        self.k = k
         indptr, indices = engine.seen_indptr, engine.seen_indices
-        counts = np.diff(indptr)[users]
-        self.seen_rows = np.repeat(np.arange(len(users)), counts)
-        self.seen_cols = np.concatenate([indices[indptr[u]:indptr[u + 1]] for u in users]).astype(np.int64)
+        counts = np.diff(indptr)[self.users]
+        self.seen_rows = np.repeat(np.arange(len(self.users)), counts)
+        self.seen_cols = np.concatenate([indices[indptr[u]:indptr[u + 1]] for u in self.users]).astype(np.int64)
+        self.test = load_test_set(engine.bundle)
+        self.n_test = np.diff(self.test.indptr)[self.users] + self.test.unrankable[self.users]
+        self.base_UD = engine.user_factors[self.users].astype(np.float64)
+        self.base_top = self.top(self.base_UD)
+        self.base_recall = self.recall(self.base_top)
 
     def top(self, users_UD: np.ndarray, dropped: np.ndarray | None = None) -> np.ndarray:
         scores = users_UD @ self.items_ID.T + self.bias_I
@@ -70,31 +83,33 @@ class Ranker:
             scores[:, dropped] = -np.inf
         return metrics.top_k(scores, self.k)
 
+    def recall(self, top: np.ndarray) -> float:
+        """Mean Recall@K over the sampled users with test items."""
+        tested = self.n_test > 0
+        hits = metrics.hits_matrix(top[tested], self.users[tested], self.test.indptr, self.test.indices)
+        return float(metrics.ranking_scores(hits, self.n_test[tested]).recall.mean())
 
-def run_steering_bench(engine: SteeringEngine, cfg: SteeringBenchConfig) -> list[ConceptResult]:
+    def recall_change(self, top: np.ndarray) -> float:
+        """Recall@K relative to the unsteered lists' (-0.1: 10% lower)."""
+        return self.recall(top) / self.base_recall - 1
+
+
+def concept_values(engine: SteeringEngine, facet: str, values: list[str] | None) -> tuple[dict, list[str]]:
+    """The item metadata and the facet's values to measure (``values``, or all of them)."""
     if not engine.catalog.has_labels:
         raise ValueError(f"{engine.bundle.root}: no neurons.json; run `steerrec interpret --bundle "
                          f"{engine.bundle.root}` first")
     meta = engine.bundle.item_metadata()
-    facet_values = meta.get("facets", {}).get(cfg.facet)
+    facet_values = meta.get("facets", {}).get(facet)
     if facet_values is None:
-        raise ValueError(f"no facet {cfg.facet!r} in the item metadata (facets: {sorted(meta.get('facets', {}))})")
-    values = cfg.values or sorted({str(v) for vs in facet_values for v in (vs if isinstance(vs, list) else [vs])})
-    n_users = len(engine.user_ids)
-    users = np.arange(n_users) if not cfg.users or cfg.users >= n_users else \
-        np.linspace(0, n_users - 1, cfg.users).round().astype(np.int64)
-    test = load_test_set(engine.bundle)
-    n_test = np.diff(test.indptr)[users] + test.unrankable[users]
-    tested = n_test > 0
+        raise ValueError(f"no facet {facet!r} in the item metadata (facets: {sorted(meta.get('facets', {}))})")
+    return meta, values or sorted({str(v) for vs in facet_values for v in (vs if isinstance(vs, list) else [vs])})
 
-    def recall(top: np.ndarray) -> float:
-        hits = metrics.hits_matrix(top[tested], users[tested], test.indptr, test.indices)
-        return float(metrics.ranking_scores(hits, n_test[tested]).recall.mean())
 
-    ranker = Ranker(engine, users, cfg.k)
-    base_UD = engine.user_factors[users].astype(np.float64)
-    base_top = ranker.top(base_UD)
-    base_recall = recall(base_top)
+def run_steering_bench(engine: SteeringEngine, cfg: SteeringBenchConfig) -> list[ConceptResult]:
+    meta, values = concept_values(engine, cfg.facet, cfg.values)
+    ranker = Ranker(engine, cfg.users, cfg.k)
+    base_UD, base_top = ranker.base_UD, ranker.base_top
     results = []
     for value in values:
         mask = concept_mask(meta, f"{cfg.facet}={value}")
@@ -109,14 +124,14 @@ def run_steering_bench(engine: SteeringEngine, cfg: SteeringBenchConfig) -> list
             # steer=SLUG:+V on every user: z_j += V * s_j, so u' = u + V * s_j * D_j (docs/steering.md).
             (steer,), _, _ = engine.parse(steer=[f"{slug}:+{v:g}"])
             u_steered = base_UD + steer.value * engine.scale[j] * engine.directions[j]
-            share = mask[ranker.top(u_steered)].mean(1)
-            boosted[v] = (float(share.mean()), float((share >= cfg.target_share).mean()),
-                          recall(ranker.top(u_steered)) / base_recall - 1)
+            top = ranker.top(u_steered)
+            share = mask[top].mean(1)
+            boosted[v] = (float(share.mean()), float((share >= cfg.target_share).mean()), ranker.recall_change(top))
         _, filters, _ = engine.parse(filter=[slug])
         dropped, _ = engine.filtered_rows(filters)
         top = ranker.top(base_UD, dropped)
         share = mask[top].mean(1)
-        filtered = (float(share.mean()), float((share == 0).mean()), recall(top) / base_recall - 1)
+        filtered = (float(share.mean()), float((share == 0).mean()), ranker.recall_change(top))
         results.append(ConceptResult(value, j, slug, base_share, boosted, filtered))
     return results
 

@@ -29,9 +29,15 @@ def register(sub: argparse._SubParsersAction) -> None:
                     "items (false-positive rate) that filter=SLUG drops, the same for the union of the neurons "
                     "whose label names the concept, and how many other items a linear probe on the item "
                     "embeddings must also drop to catch 95%%, 99%% and 100%% of the concept (a bound for any "
-                    "neuron). Needs neurons.json (steerrec interpret).")
+                    "neuron); then, in users' top-K lists, the share of users with none of the concept under "
+                    "filter=SLUG against the fewest items the probe must drop to leave --none-share of them "
+                    "with none. Needs neurons.json (steerrec interpret).")
     s.add_argument("--bundle", required=True, metavar="DIR")
     s.add_argument("--facet", default="genre", help="item metadata facet (default genre)")
+    s.add_argument("--k", type=int, default=20, help="list length (default 20)")
+    s.add_argument("--users", type=int, default=1000, help="evenly spaced sample of users (default 1000; 0: all)")
+    s.add_argument("--none-share", type=float, default=0.96,
+                   help="share of users who must see none of the concept (default 0.96)")
     s.set_defaults(handler=run_separability)
 
 
@@ -77,10 +83,15 @@ def run_steering(args: argparse.Namespace) -> int:
 
 def run_separability(args: argparse.Namespace) -> int:
     from steerrec.service.engine import SteeringEngine
-    from steerrec.service.separability import PROBE_RECALLS, run_separability
+    from steerrec.service.separability import (
+        PROBE_RECALLS,
+        probe_filters,
+        run_separability,
+    )
     from steerrec.table import markdown_table
 
-    results = run_separability(SteeringEngine(args.bundle), args.facet)
+    engine = SteeringEngine(args.bundle)
+    results = run_separability(engine, args.facet)
     headers = ["concept", "items", "filter recall", "filter FPR", "labelled neurons", "union recall", "union FPR",
                "probe AUC"] + [f"probe FPR @ recall {r:g}" for r in PROBE_RECALLS]
     rows = [[r.concept, r.items, "-" if r.filter_recall is None else r.filter_recall,
@@ -90,4 +101,17 @@ def run_separability(args: argparse.Namespace) -> int:
     print("\nrecall / FPR: share of the concept's items / of the other items dropped. The probe is a logistic "
           "regression on the item embeddings fit and scored on the same items; a neuron's pre-activation is "
           "linear in the embedding, so where the probe's FPR is high a neuron's filter cannot do much better.")
+    k = args.k
+    rows = [[r.concept, "-" if r.filter_none is None else r.filter_none,
+             "-" if r.filter_recall_change is None else r.filter_recall_change, r.dropped, r.recall, r.fpr, r.none,
+             r.recall_change] for r in probe_filters(engine, args.facet, k=k, users=args.users,
+                                                     none_share=args.none_share)]
+    print()
+    print(markdown_table(["concept", "filter: users with none", f"filter: Recall@{k} change", "probe: items dropped",
+                          "probe: recall", "probe: FPR", "probe: users with none", f"probe: Recall@{k} change"],
+                         rows, digits=3))
+    print(f"\nIn top-{k} lists of {args.users or len(engine.user_ids)} users: filter=SLUG against the fewest of "
+          f"the probe's highest-scored items whose removal leaves >= {args.none_share:g} of the users with none "
+          "of the concept (found by bisection). Where the probe does it with a low FPR and the filter does not, "
+          "the embedding separates the concept and the SAE's neuron is what falls short.")
     return 0

@@ -8,8 +8,10 @@ from steerrec.service.separability import (
     auc,
     fpr_at_recall,
     logistic_probe,
+    probe_filters,
     run_separability,
 )
+from steerrec.service.steering_bench import Ranker
 
 from steerrec.cli import main
 
@@ -59,6 +61,33 @@ def test_filter_rates_are_those_of_the_served_filter():
         assert r.probe_auc > 0.95 and r.probe_fpr[0.95] < 0.1
 
 
+def test_probe_filter_is_the_fewest_probe_items_that_empty_enough_lists():
+    engine = labelled_engine()
+    genres = engine.bundle.item_metadata()["facets"]["genre"]
+    ranker = Ranker(engine, 300, 20)
+    embedding = np.hstack([engine.index.vectors, engine.index.bias[:, None]])
+
+    def users_with_none(member, dropped_rows):
+        top = ranker.top(ranker.base_UD, dropped_rows)
+        shown = member.copy()
+        shown[dropped_rows] = False
+        return (~shown[top]).all(1).mean()
+
+    for r in probe_filters(engine, "genre", ["Horror", "Comedy"], k=20, users=300, none_share=0.96):
+        member = np.array([r.concept in g for g in genres])
+        order = np.argsort(-logistic_probe(embedding, member), kind="stable")
+        assert users_with_none(member, order[:r.dropped]) == r.none >= 0.96
+        assert users_with_none(member, order[:r.dropped - 1]) < 0.96  # one item fewer is not enough
+        dropped = np.zeros(len(member), bool)
+        dropped[order[:r.dropped]] = True
+        assert (r.recall, r.fpr) == (dropped[member].mean(), dropped[~member].mean())
+        assert r.recall_change == ranker.recall(ranker.top(ranker.base_UD, order[:r.dropped])) / ranker.base_recall - 1
+        _, filters, _ = engine.parse(filter=[genre_slug(engine, r.concept)])
+        assert r.filter_none == users_with_none(member, engine.filtered_rows(filters)[0])
+        # Planted genres are linear directions: the probe empties the lists dropping little else.
+        assert r.fpr < 0.05
+
+
 def test_unlabelled_bundle_is_refused():
     with pytest.raises(ValueError, match="no neurons.json; run `steerrec interpret --bundle"):
         run_separability(plain_engine())
@@ -68,3 +97,4 @@ def test_command_prints_the_table(capsys):
     assert main(["bench", "separability", "--bundle", str(labelled_bundle())]) == 0
     out = capsys.readouterr().out
     assert "| Horror " in out and "probe FPR @ recall 0.99" in out and "cannot do much better" in out
+    assert "probe: users with none" in out and "leaves >= 0.96 of the users with none" in out
