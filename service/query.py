@@ -2,8 +2,9 @@
 
 FastAPI's per-parameter validation costs ~85 us a request on this hardware (measured against a bare
 route), more than the steering engine itself; these routes decode the raw query string themselves
-(``query_items``, as Starlette would) and validate with the same rules and the same 422 bodies. Their parameters are published in the
-OpenAPI schema through ``openapi_extra`` so the documentation still lists every one.
+(``query_items``, as Starlette would) and validate with the same rules and the same 422 bodies.
+Their parameters are published in the OpenAPI schema through ``openapi_extra`` so the
+documentation still lists every one.
 """
 
 from __future__ import annotations

@@ -137,7 +137,8 @@ def check_count(param: str, values: list[str], limit: int, allowed: str) -> None
         raise SpecError(param, None, f"{len(values)} given; at most {limit} per request", allowed)
 
 
-def apply_steers(code: Mapping[int, float], steers: list[Steer], scale_F: Sequence[float]) -> dict[int, tuple[float, float]]:
+def apply_steers(code: Mapping[int, float], steers: list[Steer],
+                 scale_F: Sequence[float]) -> dict[int, tuple[float, float]]:
     """Applies the steers in order to a user's code ({neuron: activation}, absent = 0); returns
     {neuron: (before, after)} for every touched neuron (raw activations). Several steers on one
     neuron compose left to right. Activations may go negative: the decoder is linear, so that
