@@ -178,10 +178,13 @@ async def run_load(port: int, paths: list[str], concurrency: int, max_requests: 
     await asyncio.gather(*(worker(started + max_seconds, quota, True) for _ in range(concurrency)))
     elapsed = time.perf_counter() - started
     cpu = session_cpu_seconds(session) - cpu_before if session else float("nan")
-    ms = np.array(latencies) * 1e3
-    return {"n": len(ms), "p50": float(np.percentile(ms, 50)), "p99": float(np.percentile(ms, 99)),
-            "rps": len(ms) / elapsed, "cpu_us": 1e6 * cpu / max(1, len(ms)), "errors": errors,
-            "reconnects": reconnects}
+    return figures(latencies, len(latencies) / elapsed, 1e6 * cpu / max(1, len(latencies)), errors, reconnects)
+
+
+def figures(latencies_s: list[float], rps: float, cpu_us: float, errors: int, reconnects: int) -> dict:
+    ms = np.array(latencies_s) * 1e3
+    return {"n": len(ms), "p50": float(np.percentile(ms, 50)), "p99": float(np.percentile(ms, 99)), "rps": rps,
+            "cpu_us": cpu_us, "errors": errors, "reconnects": reconnects}
 
 
 async def run_paired(port: int, scenarios: dict[str, list[str]], max_requests: int, max_seconds: float,
@@ -221,12 +224,8 @@ async def run_paired(port: int, scenarios: dict[str, list[str]], max_requests: i
                     errors[n] += status != 200
     finally:
         writer.close()
-    out = {}
-    for n in names:
-        ms = np.array(latencies[n]) * 1e3
-        out[n] = {"n": len(ms), "p50": float(np.percentile(ms, 50)), "p99": float(np.percentile(ms, 99)),
-                  "rps": float("nan"), "cpu_us": float("nan"), "errors": errors[n], "reconnects": reconnects}
-    return out
+    nan = float("nan")  # one connection carries every scenario: no per-scenario throughput or CPU
+    return {n: figures(latencies[n], nan, nan, errors[n], reconnects) for n in names}
 
 
 # -- scenarios -------------------------------------------------------------------------------------

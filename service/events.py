@@ -214,12 +214,6 @@ class EventStore:
             [(request_id, kind, str(item), str(user), time.time() if ts is None else float(ts), request_id)],
         )[0]
 
-    def has_exposure(self, request_id: str) -> bool:
-        """Whether this file holds the request's exposure (lets the app warn about unknown ids)."""
-        with self._lock:
-            row = self._connection().execute("SELECT 1 FROM exposures WHERE request_id = ?", (request_id,)).fetchone()
-        return row is not None
-
     def exposure_owner(self, request_id: str) -> tuple[str, str | None, str | None] | None:
         """(user, experiment, arm) of the request's stored exposure, None when there is none."""
         with self._lock:

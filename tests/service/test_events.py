@@ -30,7 +30,7 @@ def test_exposures_and_feedback_round_trip_and_dedupe(tmp_path):
     clicks = list(store.feedback("click"))
     assert [(f.request_id, f.item, f.matched) for f in clicks] == [("r1", "i3", True), ("r1", "i1", True), ("ghost", "i1", False)]
     assert store.counts() == {"exposures": 3, "feedback": 4}
-    assert store.has_exposure("r1") and not store.has_exposure("ghost")
+    assert store.exposure_owner("r1") is not None and store.exposure_owner("ghost") is None
     store.close()
 
 
@@ -44,7 +44,7 @@ def test_batched_exposures_commit_together_and_dedupe(tmp_path):
         ("r2", "u", ["x"], 1.0, False), ("r1", "u1", ["i1"], 5.0, False), ("r3", "u3", ["i2", "i3"], 6.0, True)]
     with pytest.raises(ValueError):
         store.record_exposures([("ok", "u", "e", "a", []), ("", "u", "e", "a", [])])
-    assert not store.has_exposure("ok")  # a bad row rejects the batch before anything is written
+    assert store.exposure_owner("ok") is None  # a bad row rejects the batch before anything is written
 
 
 def test_durability_settings(tmp_path):
