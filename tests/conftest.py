@@ -23,3 +23,23 @@ def dataset_dir(root: Path, name: str) -> Path:
     if not path.is_dir():
         pytest.skip(f"{path} is absent")
     return path
+
+
+@pytest.fixture(scope="session")
+def ml1m_bundle(data_root, tmp_path_factory) -> Path:
+    """MF and the default SAE trained on ML-1M's standard split, once per session: the engine's
+    exactness test and the interpretation tests share it (the latter add neurons.json to it)."""
+    from steerrec.training.pipeline import DataSpec, run_train
+    from steerrec.training.sae.pipeline import run_sae
+    from steerrec.training.sae.trainer import SAETrainConfig
+
+    from tests.training.interpret._threads import one_torch_thread
+
+    splits = dataset_dir(data_root, "splits/ml-1m")
+    out = tmp_path_factory.mktemp("ml1m") / "bundle"
+    spec = DataSpec(dataset="ml-1m", path=str(dataset_dir(data_root, "ml-1m")), split="files",
+                    train_file=str(splits / "train.tsv"), test_file=str(splits / "test.tsv"))
+    run_train(spec, out, "mf", progress=False)  # ALS's batched solves use both cores
+    with one_torch_thread():
+        run_sae(out, "matryoshka", {}, SAETrainConfig(progress=False))
+    return out

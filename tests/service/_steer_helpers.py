@@ -127,17 +127,6 @@ def plain_engine():
     return SteeringEngine(require_demo())
 
 
-@functools.cache
-def ml1m_engine():
-    """The ML-1M bundle as shipped (read-only), when it is present with an SAE."""
-    from steerrec.service.engine import SteeringEngine
-
-    path = REPO / "bundles" / "ml1m"
-    if not (path / "manifest.json").is_file() or not (path / "sae_encoder.onnx").is_file():
-        pytest.skip(f"{path} with an SAE is absent (a local build: README, 'Commands'); the demo bundle runs instead")
-    return SteeringEngine(path)
-
-
 def genre_slug(engine, genre: str) -> str:
     slug = slugify(genre)
     if slug not in engine.catalog.slug_to_id:

@@ -1,5 +1,5 @@
 """SteeringEngine on the demo bundle: base ranking kept exactly, steering arithmetic against the ONNX
-graphs, exact steered top-k against brute force on 1000 random cases, explain, refusals."""
+graphs, exact steered top-k against brute force on 1000 random cases (also on ML-1M), explain, refusals."""
 
 import numpy as np
 import onnxruntime as ort
@@ -19,7 +19,6 @@ from ._steer_helpers import (
     copy_bundle,
     genre_slug,
     labelled_engine,
-    ml1m_engine,
     plain_engine,
     reference_top_k,
 )
@@ -123,8 +122,8 @@ def reference(engine, graphs, row, steers, filters, promotes, k, exclude_seen):
 
 
 @pytest.mark.parametrize("bundle", ["demo", "ml1m"])
-def test_exact_steered_top_k_on_1000_random_cases(bundle):
-    engine = labelled_engine() if bundle == "demo" else ml1m_engine()
+def test_exact_steered_top_k_on_1000_random_cases(bundle, request):
+    engine = labelled_engine() if bundle == "demo" else SteeringEngine(request.getfixturevalue("ml1m_bundle"))
     graphs = read_graphs(engine)
     rng = np.random.default_rng(2)
     kinds = set()

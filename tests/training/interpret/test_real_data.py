@@ -31,15 +31,8 @@ def named(rec: dict, facet: str) -> list[str]:
 
 
 @pytest.fixture(scope="module")
-def ml1m(data_root, tmp_path_factory):
-    path = dataset_dir(data_root, "ml-1m")
-    splits = dataset_dir(data_root, "splits/ml-1m")
-    out = tmp_path_factory.mktemp("ml1m") / "bundle"
-    spec = DataSpec(dataset="ml-1m", path=str(path), split="files", train_file=str(splits / "train.tsv"),
-                    test_file=str(splits / "test.tsv"))
-    run_train(spec, out, "mf", progress=False)  # ALS's batched solves use both cores
-    with one_torch_thread():
-        run_sae(out, "matryoshka", {}, SAETrainConfig(progress=False))
+def ml1m(ml1m_bundle):
+    out = ml1m_bundle
     start = time.perf_counter()
     res = run_interpret(out)
     write_report(saved_interpretation(out), out)
