@@ -125,8 +125,10 @@ class SteeringEngine:
 
         self.runtime = detect_runtime(self.config.use_gpu)
         set_cpu_threads(1)
-        encoder = onnx_session(bundle.path(SAE_ENCODER), self.runtime)
-        self.decoder = onnx_session(bundle.path(SAE_DECODER), self.runtime)
+        encoder = onnx_session(bundle.path(SAE_ENCODER), self.runtime)  # used at load only: all cores
+        # One thread for the per-request decode: on these tiny runs ONNX Runtime's default pool keeps
+        # a second thread spinning, which about doubles their CPU time and makes them no faster.
+        self.decoder = onnx_session(bundle.path(SAE_DECODER), self.runtime, threads=1)
         self.onnx_device = session_device(encoder)
         self.directions, self.decoder_const, self.decoder_affine = _decoder_directions(
             self.decoder, bundle.npz(SAE_WEIGHTS), bundle.path(SAE_DECODER))

@@ -7,6 +7,7 @@ import pytest
 from fastapi.testclient import TestClient
 from steerrec.service.app import SteerService, create_app, fastapi_options
 from steerrec.service.config import ServiceConfig
+from steerrec.service.engine import SteeringEngine
 from steerrec.service.events import EventStore
 from steerrec.service.experiments import ExperimentSet
 from steerrec.service.metrics import PrometheusMetrics
@@ -19,7 +20,7 @@ from steerrec.service.schemas import (
     RecommendResponse,
 )
 
-from ._steer_helpers import genre_slug, labelled_engine, plain_engine
+from ._steer_helpers import genre_slug, labelled_engine, plain_engine, require_demo
 
 
 @pytest.fixture(scope="module")
@@ -240,6 +241,23 @@ def test_metrics_exposition(client, engine):
     assert 'steerrec_ab_exposures_total{arm="control",experiment="genre"}' in text
     assert "steerrec_encode_duration_seconds_bucket" in text and "steerrec_retrieval_duration_seconds_count" in text
     assert 'steerrec_http_request_duration_seconds_bucket{le="0.001",route="/recommend"}' in text
+
+
+def _histogram_count(text: str, name: str) -> float:
+    return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines() if line.startswith(f"{name}_count"))
+
+
+@pytest.mark.parametrize("every, timed", [(1, 7), (3, 3), (8, 1)])
+def test_stage_histograms_time_one_recommendation_in_stage_metrics_every(every, timed):
+    engine = SteeringEngine(require_demo(), ServiceConfig(stage_metrics_every=every))
+    with TestClient(create_app(SteerService(engine, metrics=PrometheusMetrics()))) as c:
+        for user in engine.user_ids[:7]:  # timed: the 1st, then every `every`-th
+            assert c.get("/recommend", params={"user": user}).status_code == 200
+        c.get("/recommend", params={"user": "nobody"})  # a 404 reaches no stage
+        text = c.get("/metrics").text
+    assert _histogram_count(text, "steerrec_encode_duration_seconds") == timed
+    assert _histogram_count(text, "steerrec_retrieval_duration_seconds") == timed
+    assert 'steerrec_http_request_duration_seconds_count{route="/recommend"} 8.0' in text  # every request
 
 
 def test_unknown_route_and_method(client):

@@ -47,6 +47,11 @@ def read_graphs(engine):
             "z_users": z_users, "directions": directions}
 
 
+def test_the_per_request_decoder_runs_on_one_thread(engine):
+    # ONNX Runtime's default pool keeps a second thread spinning through each tiny decode.
+    assert engine.decoder.get_session_options().intra_op_num_threads == 1
+
+
 def seen(engine, row):
     return engine.seen_indices[engine.seen_indptr[row]:engine.seen_indptr[row + 1]]
 
