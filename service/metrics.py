@@ -12,6 +12,7 @@ Names follow Prometheus conventions: base units (seconds), ``_total`` on counter
     steerrec_http_request_duration_seconds{route}            histogram
     steerrec_encode_duration_seconds                         histogram (code lookup + steering)
     steerrec_retrieval_duration_seconds                      histogram (filters, promotes, search)
+        (these two time one /recommend in ServiceConfig.stage_metrics_every: docs/api.md, Metrics)
     steerrec_steering_uses_total{kind,neuron}                kind: steer, filter, promote
     steerrec_errors_total{kind}                              invalid_parameter, unknown_user, ...
     steerrec_ab_exposures_total{experiment,arm}

@@ -9,7 +9,8 @@ items, which flatters it): the share of other items it must also drop to catch 9
 concept. An SAE neuron's pre-activation is a linear function of the embedding, so when even the
 probe cannot separate a concept, a filter on any neuron of an SAE trained on these embeddings
 faces the same overlap. ``probe_filters`` asks the same of users' top-K lists, where a filter is
-judged: what ``filter=SLUG`` leaves there, against the fewest items the probe must drop.
+judged: what ``filter=SLUG`` leaves there, and the best any one neuron's filter leaves, against
+the fewest items the probe must drop.
 """
 
 from __future__ import annotations
@@ -50,6 +51,10 @@ class ProbeFilter(NamedTuple):
     filter_none: float | None
     """Share of users whose top-K has none of the concept under ``filter=SLUG`` (None: no such slug)."""
     filter_recall_change: float | None
+    best_neuron: int | None
+    """Of the neurons firing on at least half of the concept's items, the one whose filter leaves
+    the most users with none of it (None: no neuron fires on half of them)."""
+    best_none: float | None
     dropped: int
     """Fewest of the probe's highest-scored items whose removal leaves ``none_share`` of the users
     with none of the concept (the boundary bisection finds)."""
@@ -134,13 +139,28 @@ def _none_left(ranker: Ranker, y_I: np.ndarray, dropped: np.ndarray) -> tuple[fl
     return float((~(y_I & shown)[top]).all(1).mean()), top
 
 
+def _best_neuron(engine: SteeringEngine, ranker: Ranker, y_I: np.ndarray) -> tuple[int | None, float | None]:
+    """Whether another neuron than the slug's would filter the concept better: tries every neuron
+    that fires on at least half of its items (one firing on fewer leaves too much of it behind)."""
+    best: tuple[int | None, float | None] = (None, None)
+    for j in range(engine.n_latents):
+        rows = engine.catalog.items_by_neuron.row(j)[0]
+        if 2 * y_I[rows].sum() < y_I.sum():
+            continue
+        none = _none_left(ranker, y_I, rows)[0]
+        if best[1] is None or none > best[1]:
+            best = (j, none)
+    return best
+
+
 def probe_filters(engine: SteeringEngine, facet: str = "genre", values: list[str] | None = None, k: int = 20,
                   users: int = 1000, none_share: float = 0.96) -> list[ProbeFilter]:
     """For each concept, what ``filter=SLUG`` leaves in users' top-K, against the fewest items the
     linear probe must drop so that ``none_share`` of the users see none of the concept: where the
     probe gets there cheaply and the neuron does not, the embedding could be filtered and the SAE
     is what falls short. The probe is fit with the concept's labels on the same items, so it is
-    a best case for any linear read-out, not a filter the service could ship."""
+    a best case for any linear read-out, not a filter the service could ship. The best neuron's
+    filter tells whether the SAE has a better detector of the concept than the slug's neuron."""
     meta, values = concept_values(engine, facet, values)
     ranker = Ranker(engine, users, k)
     embedding = np.hstack([engine.index.vectors, engine.index.bias[:, None]])
@@ -166,6 +186,6 @@ def probe_filters(engine: SteeringEngine, facet: str = "genre", values: list[str
         none, top = _none_left(ranker, y, order[:lo])
         dropped = np.zeros(len(y), bool)
         dropped[order[:lo]] = True
-        results.append(ProbeFilter(value, filter_none, filter_change, lo, *_rates(dropped, y), none,
-                                   ranker.recall_change(top)))
+        results.append(ProbeFilter(value, filter_none, filter_change, *_best_neuron(engine, ranker, y), lo,
+                                   *_rates(dropped, y), none, ranker.recall_change(top)))
     return results

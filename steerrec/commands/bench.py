@@ -102,16 +102,19 @@ def run_separability(args: argparse.Namespace) -> int:
           "regression on the item embeddings fit and scored on the same items; a neuron's pre-activation is "
           "linear in the embedding, so where the probe's FPR is high a neuron's filter cannot do much better.")
     k = args.k
-    rows = [[r.concept, "-" if r.filter_none is None else r.filter_none,
-             "-" if r.filter_recall_change is None else r.filter_recall_change, r.dropped, r.recall, r.fpr, r.none,
-             r.recall_change] for r in probe_filters(engine, args.facet, k=k, users=args.users,
-                                                     none_share=args.none_share)]
+    dash = lambda x: "-" if x is None else x  # noqa: E731
+    rows = [[r.concept, dash(r.filter_none), dash(r.filter_recall_change),
+             "-" if r.best_neuron is None else f"{r.best_neuron} ({engine.catalog.label(r.best_neuron) or 'unlabelled'})",
+             dash(r.best_none), r.dropped, r.recall, r.fpr, r.none, r.recall_change]
+            for r in probe_filters(engine, args.facet, k=k, users=args.users, none_share=args.none_share)]
     print()
-    print(markdown_table(["concept", "filter: users with none", f"filter: Recall@{k} change", "probe: items dropped",
-                          "probe: recall", "probe: FPR", "probe: users with none", f"probe: Recall@{k} change"],
-                         rows, digits=3))
+    print(markdown_table(["concept", "filter: users with none", f"filter: Recall@{k} change", "best neuron",
+                          "best neuron: users with none", "probe: items dropped", "probe: recall", "probe: FPR",
+                          "probe: users with none", f"probe: Recall@{k} change"], rows, digits=3))
     print(f"\nIn top-{k} lists of {args.users or len(engine.user_ids)} users: filter=SLUG against the fewest of "
           f"the probe's highest-scored items whose removal leaves >= {args.none_share:g} of the users with none "
           "of the concept (found by bisection). Where the probe does it with a low FPR and the filter does not, "
-          "the embedding separates the concept and the SAE's neuron is what falls short.")
+          "the embedding separates the concept and the SAE's neuron is what falls short. Best neuron: of the "
+          "neurons firing on at least half of the concept's items, the one whose filter leaves the most users "
+          "with none (whether another neuron than the slug's would do).")
     return 0

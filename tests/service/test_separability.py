@@ -84,6 +84,11 @@ def test_probe_filter_is_the_fewest_probe_items_that_empty_enough_lists():
         assert r.recall_change == ranker.recall(ranker.top(ranker.base_UD, order[:r.dropped])) / ranker.base_recall - 1
         _, filters, _ = engine.parse(filter=[genre_slug(engine, r.concept)])
         assert r.filter_none == users_with_none(member, engine.filtered_rows(filters)[0])
+        neurons = {j: engine.catalog.items_by_neuron.row(j)[0] for j in range(engine.n_latents)}
+        candidates = {j: users_with_none(member, rows) for j, rows in neurons.items()
+                      if member[rows].sum() >= member.sum() / 2}
+        assert r.best_none == max(candidates.values()) == candidates[r.best_neuron]
+        assert filters[0].neuron not in candidates or r.best_none >= r.filter_none
         # Planted genres are linear directions: the probe empties the lists dropping little else.
         assert r.fpr < 0.05
 
@@ -98,3 +103,4 @@ def test_command_prints_the_table(capsys):
     out = capsys.readouterr().out
     assert "| Horror " in out and "probe FPR @ recall 0.99" in out and "cannot do much better" in out
     assert "probe: users with none" in out and "leaves >= 0.96 of the users with none" in out
+    assert "| best neuron: users with none |" in out
