@@ -16,40 +16,39 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
+import sys
 import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from serve_latency import CLK_TCK, process_stats
 
 KINDS = ("histogram", "counter")
+
+
+def _name(pid: int) -> str:
+    try:
+        with open(f"/proc/{pid}/comm") as f:
+            return f.read().strip()
+    except OSError:  # exited meanwhile
+        return ""
+
+
+def find_agent() -> int:
+    """This Ray session's metrics agent: the child of our raylet (started by this process) that
+    names itself DashboardAgent."""
+    parents = {pid: int(fields[1]) for pid, fields in process_stats()}
+    raylets = {pid for pid, parent in parents.items() if parent == os.getpid() and _name(pid) == "raylet"}
+    for pid, parent in parents.items():
+        if parent in raylets and _name(pid).startswith("ray::Dashboard"):
+            return pid
+    raise RuntimeError("no metrics agent found under this process's raylet")
 
 
 def agent_cpu_seconds(pid: int) -> float:
     with open(f"/proc/{pid}/stat") as f:
         fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def _processes():
-    """(pid, command name, parent pid, command line) of every live process."""
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                with open(f"/proc/{entry}/stat") as f:
-                    stat = f.read()
-                with open(f"/proc/{entry}/cmdline", "rb") as f:
-                    cmd = f.read().replace(b"\0", b" ").decode(errors="replace")
-            except OSError:  # exited meanwhile
-                continue
-            name = stat[stat.index("(") + 1:stat.rindex(")")]
-            yield int(entry), name, int(stat.rsplit(")", 1)[1].split()[1]), cmd
-
-
-def find_agent(session_dir: str) -> int:
-    """The metrics agent of this Ray session: the raylet's child that names itself DashboardAgent."""
-    procs = list(_processes())
-    raylets = {pid for pid, name, _, cmd in procs if name == "raylet" and session_dir in cmd}
-    for pid, name, parent, _ in procs:
-        if parent in raylets and name.startswith("ray::Dashboard"):
-            return pid
-    raise RuntimeError(f"no metrics agent found for the Ray session {session_dir}")
+    return (int(fields[11]) + int(fields[12])) / CLK_TCK
 
 
 def main() -> None:
@@ -64,8 +63,8 @@ def main() -> None:
     from steerrec.service.ingress import free_port
     from steerrec.service.metrics import STAGE_BUCKETS
 
-    context = ray.init(num_cpus=1, include_dashboard=False, _metrics_export_port=free_port(),
-                       log_to_driver=False)
+    ray.init(num_cpus=1, include_dashboard=False, _metrics_export_port=free_port(),
+             log_to_driver=False)
     try:
         @ray.remote(num_cpus=0)
         class Recorder:
@@ -92,7 +91,7 @@ def main() -> None:
         for kind in KINDS:  # registers both metrics with the agent before anything is timed
             ray.get(recorder.record.remote(kind, 10))
         time.sleep(args.window)
-        agent = find_agent(context.address_info["session_dir"])
+        agent = find_agent()
 
         def agent_seconds_over_window(kind: str | None) -> tuple[float, float]:
             before = agent_cpu_seconds(agent)

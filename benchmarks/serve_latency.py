@@ -30,6 +30,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Self
 from urllib.parse import quote
 
 import numpy as np
@@ -119,6 +120,35 @@ async def fetch(port: int, path: str) -> tuple[int, bytes]:
         writer.close()
 
 
+class KeepAlive:
+    """One keep-alive client connection that times requests. HAProxy closes idle keep-alive
+    connections when Serve reloads its config: a request that meets a closed connection
+    reconnects and is left out of the figures (``send`` returns None), counted in ``reconnects``."""
+
+    def __init__(self, port: int):
+        self.port, self.reconnects = port, 0
+
+    async def __aenter__(self) -> Self:
+        self.reader, self.writer = await asyncio.open_connection("127.0.0.1", self.port)
+        return self
+
+    async def __aexit__(self, *exc) -> None:
+        self.writer.close()
+
+    async def send(self, request: bytes) -> tuple[int, float] | None:
+        """(status, seconds) of one request, or None after a reconnect."""
+        start = time.perf_counter()
+        try:
+            self.writer.write(request)
+            status, _ = await read_response(self.reader)
+        except (asyncio.IncompleteReadError, ConnectionError):
+            self.writer.close()
+            self.reader, self.writer = await asyncio.open_connection("127.0.0.1", self.port)
+            self.reconnects += 1
+            return None
+        return status, time.perf_counter() - start
+
+
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 
@@ -150,27 +180,15 @@ async def run_load(port: int, paths: list[str], concurrency: int, max_requests: 
 
     async def worker(budget_end: float, quota: list[int], record: bool) -> None:
         nonlocal errors, reconnects
-        reader, writer = await asyncio.open_connection("127.0.0.1", port)
-        try:
+        async with KeepAlive(port) as conn:
             while quota[0] > 0 and time.perf_counter() < budget_end:
                 quota[0] -= 1
                 i = state["next"] = state["next"] + 1
-                start = time.perf_counter()
-                try:
-                    writer.write(requests[i % len(requests)])
-                    status, _ = await read_response(reader)
-                except (asyncio.IncompleteReadError, ConnectionError):
-                    # HAProxy closes idle keep-alive connections when Serve reloads its config:
-                    # reconnect, and leave this request out of the figures.
-                    writer.close()
-                    reader, writer = await asyncio.open_connection("127.0.0.1", port)
-                    reconnects += 1
-                    continue
-                if record:
-                    latencies.append(time.perf_counter() - start)
-                    errors += status != 200
-        finally:
-            writer.close()
+                sent = await conn.send(requests[i % len(requests)])
+                if record and sent:
+                    latencies.append(sent[1])
+                    errors += sent[0] != 200
+        reconnects += conn.reconnects
 
     await asyncio.gather(*(worker(time.perf_counter() + 30, [warmup // concurrency + 1], False)
                            for _ in range(concurrency)))
@@ -200,11 +218,9 @@ async def run_paired(port: int, scenarios: dict[str, list[str]], max_requests: i
     requests = {n: [request_bytes(p) for p in paths] for n, paths in scenarios.items()}
     latencies: dict[str, list[float]] = {n: [] for n in names}
     errors = dict.fromkeys(names, 0)
-    reconnects = 0
     rng = np.random.default_rng(seed)
     warmup_cycles = warmup // len(names) + 1
-    reader, writer = await asyncio.open_connection("127.0.0.1", port)
-    try:
+    async with KeepAlive(port) as conn:
         for cycle in range(warmup_cycles + max_requests):
             record = cycle >= warmup_cycles
             if cycle == warmup_cycles:
@@ -212,22 +228,12 @@ async def run_paired(port: int, scenarios: dict[str, list[str]], max_requests: i
             elif record and time.perf_counter() > deadline:
                 break
             for n in rng.permutation(names):
-                start = time.perf_counter()
-                try:
-                    writer.write(requests[n][cycle % len(requests[n])])
-                    status, _ = await read_response(reader)
-                except (asyncio.IncompleteReadError, ConnectionError):  # as in run_load
-                    writer.close()
-                    reader, writer = await asyncio.open_connection("127.0.0.1", port)
-                    reconnects += 1
-                    continue
-                if record:
-                    latencies[n].append(time.perf_counter() - start)
-                    errors[n] += status != 200
-    finally:
-        writer.close()
+                sent = await conn.send(requests[n][cycle % len(requests[n])])
+                if record and sent:
+                    latencies[n].append(sent[1])
+                    errors[n] += sent[0] != 200
     nan = float("nan")  # one connection carries every scenario: no per-scenario throughput or CPU
-    return {n: figures(latencies[n], nan, nan, errors[n], reconnects) for n in names}
+    return {n: figures(latencies[n], nan, nan, errors[n], conn.reconnects) for n in names}
 
 
 SLICE_S = 0.5
@@ -255,25 +261,15 @@ async def run_sliced(port: int, scenarios: dict[str, list[str]], concurrency: in
     state = {"scenario": names[0], "record": False, "stop": False, "next": 0, "reconnects": 0}
 
     async def worker() -> None:
-        reader, writer = await asyncio.open_connection("127.0.0.1", port)
-        try:
+        async with KeepAlive(port) as conn:
             while not state["stop"]:
                 name, record = state["scenario"], state["record"]
                 i = state["next"] = state["next"] + 1
-                start = time.perf_counter()
-                try:
-                    writer.write(requests[name][i % len(requests[name])])
-                    status, _ = await read_response(reader)
-                except (asyncio.IncompleteReadError, ConnectionError):  # as in run_load
-                    writer.close()
-                    reader, writer = await asyncio.open_connection("127.0.0.1", port)
-                    state["reconnects"] += 1
-                    continue
-                if record:
-                    latencies[name].append(time.perf_counter() - start)
-                    errors[name] += status != 200
-        finally:
-            writer.close()
+                sent = await conn.send(requests[name][i % len(requests[name])])
+                if record and sent:
+                    latencies[name].append(sent[1])
+                    errors[name] += sent[0] != 200
+        state["reconnects"] += conn.reconnects
 
     workers = [asyncio.ensure_future(worker()) for _ in range(concurrency)]
     try:
