@@ -35,7 +35,10 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import NamedTuple, TypeVar
+from typing import TYPE_CHECKING, NamedTuple, TypeVar
+
+if TYPE_CHECKING:
+    from typing_extensions import Self  # typing.Self needs Python 3.11
 
 BUSY_TIMEOUT_S = 30.0
 """How long one statement waits for another process's write lock before SQLite gives up."""
@@ -258,7 +261,7 @@ class EventStore:
                 self._conn.close()
             self._conn = None
 
-    def __enter__(self) -> EventStore:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc) -> None:

@@ -46,7 +46,7 @@ def _faiss_gpu_count() -> int:
 
     try:
         count = int(faiss.get_num_gpus())
-    except Exception:  # a CPU build without the symbol, or a driver problem: CPU it is
+    except Exception:  # noqa: BLE001 - a CPU build without the symbol, or a driver problem: CPU it is
         return 0
     return count if count > 0 and hasattr(faiss, "StandardGpuResources") else 0
 
@@ -96,7 +96,7 @@ def to_gpu_index(index, runtime: Runtime):
         # The GPU index holds a raw pointer to its resources: keep them alive with it.
         gpu_index.referenced_objects = [*getattr(gpu_index, "referenced_objects", []), resources]
         return gpu_index
-    except Exception as exc:  # an index type without a GPU implementation (HNSW), or no memory
+    except Exception as exc:  # noqa: BLE001 - an index without a GPU implementation (HNSW), no memory
         log.warning("FAISS could not move the index to the GPU (%s); searching on the CPU", exc)
         return None
 

@@ -102,7 +102,7 @@ def run_separability(args: argparse.Namespace) -> int:
           "regression on the item embeddings fit and scored on the same items; a neuron's pre-activation is "
           "linear in the embedding, so where the probe's FPR is high a neuron's filter cannot do much better.")
     k = args.k
-    dash = lambda x: "-" if x is None else x  # noqa: E731
+    dash = lambda x: "-" if x is None else x
     rows = [[r.concept, dash(r.filter_none), dash(r.filter_recall_change),
              "-" if r.best_neuron is None else f"{r.best_neuron} ({engine.catalog.label(r.best_neuron) or 'unlabelled'})",
              dash(r.best_none), r.dropped, r.recall, r.fpr, r.none, r.recall_change]
