@@ -10,7 +10,10 @@ concept. An SAE neuron's pre-activation is a linear function of the embedding, s
 probe cannot separate a concept, a filter on any neuron of an SAE trained on these embeddings
 faces the same overlap. ``probe_filters`` asks the same of users' top-K lists, where a filter is
 judged: what ``filter=SLUG`` leaves there, and the best any one neuron's filter leaves, against
-the fewest items the probe must drop.
+the fewest items the probe must drop. ``neuron_readouts`` takes the threshold out of the question:
+a neuron fires where its linear read-out of the embedding passes a cut-off, so the best AUC of any
+neuron's read-out, and the fewest other items the best-separating read-outs must drop to empty the
+lists, tell what a filter on the SAE's best detectors of a concept can do at any threshold.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from typing import NamedTuple
 
 import numpy as np
 
+from steerrec.bundle import SAE_WEIGHTS
 from steerrec.slugs import slugify
 
 from .abtest.simulate import concept_mask
@@ -26,6 +30,8 @@ from .engine import SteeringEngine
 from .steering_bench import Ranker, concept_values
 
 PROBE_RECALLS = (0.95, 0.99, 1.0)
+READOUT_CANDIDATES = 5
+"""Neurons (highest read-out AUC first) whose read-out is tried as a filter at any threshold."""
 
 
 class Separability(NamedTuple):
@@ -40,6 +46,10 @@ class Separability(NamedTuple):
     """Neurons whose label names the concept (``Comedy`` and ``Comedy (1980s)`` both name Comedy)."""
     union_recall: float
     union_fpr: float
+    readout_neuron: int
+    """The neuron whose read-out (``neuron_readouts``) best separates the concept."""
+    readout_auc: float
+    """Its AUC: no threshold on any neuron of the SAE detects the concept better than this."""
     probe_auc: float
     probe_fpr: dict[float, float]
     """recall -> share of other items the probe also drops at the threshold reaching that recall."""
@@ -55,6 +65,12 @@ class ProbeFilter(NamedTuple):
     """Of the neurons firing on at least half of the concept's items, the one whose filter leaves
     the most users with none of it (None: no neuron fires on half of them)."""
     best_none: float | None
+    readout_neuron: int
+    """Of the ``READOUT_CANDIDATES`` neurons whose read-out best separates the concept, the one
+    that empties enough lists dropping the fewest other items, at whatever threshold that takes."""
+    readout_fpr: float
+    """Share of the other items it drops there."""
+    readout_recall_change: float
     dropped: int
     """Fewest of the probe's highest-scored items whose removal leaves ``none_share`` of the users
     with none of the concept (the boundary bisection finds)."""
@@ -99,6 +115,20 @@ def auc(scores_N: np.ndarray, y_N: np.ndarray) -> float:
     return float((ranks[y_N].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
 
 
+def neuron_readouts(engine: SteeringEngine) -> np.ndarray:
+    """Every item's linear read-out by every neuron, float64 [items, F]: the encoder's
+    pre-activation before the ReLU, or for an SAE without a linear encoder (matching pursuit) the
+    correlation with the neuron's atom, which decides its first pick. A BatchTopK (Matryoshka) or
+    ReLU SAE fires a neuron exactly where its read-out passes a cut-off, so ``filter=J:>T`` drops a
+    head of the items sorted by it, whatever T; a per-row TopK also asks it to be among the row's
+    k largest."""
+    w = engine.bundle.npz(SAE_WEIGHTS)
+    x = (engine.index.vectors.astype(np.float64) - w["mean"]) / float(w["scale"]) - w["b_dec"]
+    if "W_enc" in w:
+        return x @ w["W_enc"].astype(np.float64) + w["b_enc"]
+    return x @ w["W_dec"].astype(np.float64).T
+
+
 def _rates(dropped_N: np.ndarray, y_N: np.ndarray) -> tuple[float, float]:
     return float(dropped_N[y_N].mean()), float(dropped_N[~y_N].mean())
 
@@ -108,6 +138,7 @@ def run_separability(engine: SteeringEngine, facet: str = "genre", values: list[
     meta, values = concept_values(engine, facet, values)
     n_items = len(engine.item_ids)
     embedding = np.hstack([engine.index.vectors, engine.index.bias[:, None]])
+    readouts = neuron_readouts(engine)
     results = []
     for value in values:
         y = concept_mask(meta, f"{facet}={value}")
@@ -125,9 +156,12 @@ def run_separability(engine: SteeringEngine, facet: str = "genre", values: list[
         union = np.zeros(n_items, bool)
         for j in labelled:
             union[catalog.items_by_neuron.row(j)[0]] = True
+        readout_aucs = [auc(readouts[:, j], y) for j in range(engine.n_latents)]
+        best = int(np.argmax(readout_aucs))
         scores = logistic_probe(embedding, y)
         results.append(Separability(value, int(y.sum()), *filter_rates, len(labelled), *_rates(union, y),
-                                    auc(scores, y), {r: fpr_at_recall(scores, y, r) for r in PROBE_RECALLS}))
+                                    best, readout_aucs[best], auc(scores, y),
+                                    {r: fpr_at_recall(scores, y, r) for r in PROBE_RECALLS}))
     return results
 
 
@@ -153,6 +187,40 @@ def _best_neuron(engine: SteeringEngine, ranker: Ranker, y_I: np.ndarray) -> tup
     return best
 
 
+def _fewest(ranker: Ranker, y_I: np.ndarray, order: np.ndarray, none_share: float) -> int:
+    """Fewest items from the head of ``order`` whose removal leaves ``none_share`` of the users with
+    none of the concept (a bisection: the share grows with every item dropped)."""
+    lo, hi = 0, int(np.flatnonzero(y_I[order])[-1]) + 1  # dropping through the last item of the concept: none left
+    while lo < hi:
+        mid = (lo + hi) // 2
+        if _none_left(ranker, y_I, order[:mid])[0] >= none_share:
+            hi = mid
+        else:
+            lo = mid + 1
+    return lo
+
+
+def _mask(n: int, rows: np.ndarray) -> np.ndarray:
+    mask = np.zeros(n, bool)
+    mask[rows] = True
+    return mask
+
+
+def _best_readout(ranker: Ranker, y_I: np.ndarray, readouts_IF: np.ndarray,
+                  none_share: float) -> tuple[int, float, float]:
+    """(neuron, FPR, Recall@K change) of the read-out that empties enough lists dropping the fewest
+    other items, among the ``READOUT_CANDIDATES`` that separate the concept best (by AUC)."""
+    aucs = np.array([auc(readouts_IF[:, j], y_I) for j in range(readouts_IF.shape[1])])
+    best: tuple[int, float, np.ndarray] | None = None
+    for j in np.argsort(-aucs, kind="stable")[:READOUT_CANDIDATES]:
+        order = np.argsort(-readouts_IF[:, j], kind="stable")
+        dropped = order[:_fewest(ranker, y_I, order, none_share)]
+        fpr = float(_mask(len(y_I), dropped)[~y_I].mean())
+        if best is None or fpr < best[1]:
+            best = (int(j), fpr, dropped)
+    return best[0], best[1], ranker.recall_change(_none_left(ranker, y_I, best[2])[1])
+
+
 def probe_filters(engine: SteeringEngine, facet: str = "genre", values: list[str] | None = None, k: int = 20,
                   users: int = 1000, none_share: float = 0.96) -> list[ProbeFilter]:
     """For each concept, what ``filter=SLUG`` leaves in users' top-K, against the fewest items the
@@ -164,6 +232,7 @@ def probe_filters(engine: SteeringEngine, facet: str = "genre", values: list[str
     meta, values = concept_values(engine, facet, values)
     ranker = Ranker(engine, users, k)
     embedding = np.hstack([engine.index.vectors, engine.index.bias[:, None]])
+    readouts = neuron_readouts(engine)
     results = []
     for value in values:
         y = concept_mask(meta, f"{facet}={value}")
@@ -176,16 +245,9 @@ def probe_filters(engine: SteeringEngine, facet: str = "genre", values: list[str
             filter_none, top = _none_left(ranker, y, engine.filtered_rows(filters)[0])
             filter_change = ranker.recall_change(top)
         order = np.argsort(-logistic_probe(embedding, y), kind="stable")
-        lo, hi = 0, int(np.flatnonzero(y[order])[-1]) + 1  # dropping through the last item of the concept: none left
-        while lo < hi:
-            mid = (lo + hi) // 2
-            if _none_left(ranker, y, order[:mid])[0] >= none_share:
-                hi = mid
-            else:
-                lo = mid + 1
+        lo = _fewest(ranker, y, order, none_share)
         none, top = _none_left(ranker, y, order[:lo])
-        dropped = np.zeros(len(y), bool)
-        dropped[order[:lo]] = True
-        results.append(ProbeFilter(value, filter_none, filter_change, *_best_neuron(engine, ranker, y), lo,
-                                   *_rates(dropped, y), none, ranker.recall_change(top)))
+        results.append(ProbeFilter(value, filter_none, filter_change, *_best_neuron(engine, ranker, y),
+                                   *_best_readout(ranker, y, readouts, none_share), lo,
+                                   *_rates(_mask(len(y), order[:lo]), y), none, ranker.recall_change(top)))
     return results

@@ -85,6 +85,7 @@ def run_separability(args: argparse.Namespace) -> int:
     from steerrec.service.engine import SteeringEngine
     from steerrec.service.separability import (
         PROBE_RECALLS,
+        READOUT_CANDIDATES,
         probe_filters,
         run_separability,
     )
@@ -93,28 +94,34 @@ def run_separability(args: argparse.Namespace) -> int:
     engine = SteeringEngine(args.bundle)
     results = run_separability(engine, args.facet)
     headers = ["concept", "items", "filter recall", "filter FPR", "labelled neurons", "union recall", "union FPR",
-               "probe AUC"] + [f"probe FPR @ recall {r:g}" for r in PROBE_RECALLS]
+               "best read-out", "best read-out AUC", "probe AUC"] + [f"probe FPR @ recall {r:g}" for r in PROBE_RECALLS]
     rows = [[r.concept, r.items, "-" if r.filter_recall is None else r.filter_recall,
-             "-" if r.filter_fpr is None else r.filter_fpr, r.labelled, r.union_recall, r.union_fpr, r.probe_auc]
-            + [r.probe_fpr[x] for x in PROBE_RECALLS] for r in results]
+             "-" if r.filter_fpr is None else r.filter_fpr, r.labelled, r.union_recall, r.union_fpr,
+             r.readout_neuron, r.readout_auc, r.probe_auc] + [r.probe_fpr[x] for x in PROBE_RECALLS] for r in results]
     print(markdown_table(headers, rows, digits=3))
     print("\nrecall / FPR: share of the concept's items / of the other items dropped. The probe is a logistic "
           "regression on the item embeddings fit and scored on the same items; a neuron's pre-activation is "
-          "linear in the embedding, so where the probe's FPR is high a neuron's filter cannot do much better.")
+          "linear in the embedding, so where the probe's FPR is high a neuron's filter cannot do much better. "
+          "Best read-out: the neuron whose pre-activation (any threshold) best separates the concept, by AUC.")
     k = args.k
     dash = lambda x: "-" if x is None else x
-    rows = [[r.concept, dash(r.filter_none), dash(r.filter_recall_change),
-             "-" if r.best_neuron is None else f"{r.best_neuron} ({engine.catalog.label(r.best_neuron) or 'unlabelled'})",
-             dash(r.best_none), r.dropped, r.recall, r.fpr, r.none, r.recall_change]
+    named = lambda j: "-" if j is None else f"{j} ({engine.catalog.label(j) or 'unlabelled'})"
+    rows = [[r.concept, dash(r.filter_none), dash(r.filter_recall_change), named(r.best_neuron), dash(r.best_none),
+             named(r.readout_neuron), r.readout_fpr, r.readout_recall_change,
+             r.dropped, r.recall, r.fpr, r.none, r.recall_change]
             for r in probe_filters(engine, args.facet, k=k, users=args.users, none_share=args.none_share)]
     print()
     print(markdown_table(["concept", "filter: users with none", f"filter: Recall@{k} change", "best neuron",
-                          "best neuron: users with none", "probe: items dropped", "probe: recall", "probe: FPR",
+                          "best neuron: users with none", "best read-out", "best read-out: FPR",
+                          f"best read-out: Recall@{k} change", "probe: items dropped", "probe: recall", "probe: FPR",
                           "probe: users with none", f"probe: Recall@{k} change"], rows, digits=3))
     print(f"\nIn top-{k} lists of {args.users or len(engine.user_ids)} users: filter=SLUG against the fewest of "
           f"the probe's highest-scored items whose removal leaves >= {args.none_share:g} of the users with none "
           "of the concept (found by bisection). Where the probe does it with a low FPR and the filter does not, "
           "the embedding separates the concept and the SAE's neuron is what falls short. Best neuron: of the "
           "neurons firing on at least half of the concept's items, the one whose filter leaves the most users "
-          "with none (whether another neuron than the slug's would do).")
+          "with none (whether another neuron than the slug's would do). Best read-out: of the "
+          f"{READOUT_CANDIDATES} neurons whose pre-activation separates the concept best, the one that empties "
+          "as many lists dropping the fewest other items, at whatever threshold that takes (filter=J:>T drops a "
+          "head of the items sorted by J's pre-activation).")
     return 0

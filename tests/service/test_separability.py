@@ -4,10 +4,13 @@ import itertools
 
 import numpy as np
 import pytest
+from steerrec.bundle import SAE_WEIGHTS
 from steerrec.service.separability import (
+    READOUT_CANDIDATES,
     auc,
     fpr_at_recall,
     logistic_probe,
+    neuron_readouts,
     probe_filters,
     run_separability,
 )
@@ -93,6 +96,49 @@ def test_probe_filter_is_the_fewest_probe_items_that_empty_enough_lists():
         assert r.fpr < 0.05
 
 
+def test_a_neurons_filter_drops_a_head_of_its_readout_order_at_every_threshold():
+    """The read-out is the encoder's pre-activation, so what `filter=J:>T` drops is the items whose
+    read-out passes a cut-off: the bound the read-out columns rely on."""
+    engine = labelled_engine()
+    readouts = neuron_readouts(engine)
+    w = engine.bundle.npz(SAE_WEIGHTS)
+    x = (engine.index.vectors.astype(np.float64) - w["mean"]) / float(w["scale"])
+    assert np.allclose(readouts, (x - w["b_dec"]) @ w["W_enc"] + w["b_enc"])
+    rng = np.random.default_rng(2)
+    for j in rng.choice(engine.n_latents, 12, replace=False):
+        for threshold in (0.0, 0.5, 2.0):
+            _, filters, _ = engine.parse(filter=[f"{j}:>{threshold:g}"])
+            dropped = np.zeros(len(readouts), bool)
+            dropped[engine.filtered_rows(filters)[0]] = True
+            if dropped.any() and not dropped.all():
+                assert readouts[dropped, j].min() > readouts[~dropped, j].max()
+
+
+def test_best_readout_is_the_cheapest_of_the_best_separating_neurons():
+    engine = labelled_engine()
+    genres = engine.bundle.item_metadata()["facets"]["genre"]
+    readouts = neuron_readouts(engine)
+    ranker = Ranker(engine, 60, 20)
+
+    def none_left(member, rows):
+        top = ranker.top(ranker.base_UD, rows)
+        shown = member.copy()
+        shown[rows] = False
+        return (~shown[top]).all(1).mean()
+
+    results = {r.concept: r for r in run_separability(engine, "genre", ["Horror", "Comedy"])}
+    for r in probe_filters(engine, "genre", ["Horror", "Comedy"], k=20, users=60, none_share=0.96):
+        member = np.array([r.concept in g for g in genres])
+        aucs = [auc(readouts[:, j], member) for j in range(engine.n_latents)]
+        assert results[r.concept].readout_auc == max(aucs) == aucs[results[r.concept].readout_neuron]
+        fprs = {}
+        for j in np.argsort(aucs)[::-1][:READOUT_CANDIDATES]:
+            order = np.argsort(-readouts[:, j], kind="stable")
+            n = next(n for n in range(len(order) + 1) if none_left(member, order[:n]) >= 0.96)  # linear search
+            fprs[j] = np.isin(np.flatnonzero(~member), order[:n]).mean()
+        assert r.readout_fpr == min(fprs.values()) == fprs[r.readout_neuron]
+
+
 def test_unlabelled_bundle_is_refused():
     with pytest.raises(ValueError, match="no neurons.json; run `steerrec interpret --bundle"):
         run_separability(plain_engine())
@@ -103,4 +149,5 @@ def test_command_prints_the_table(capsys):
     out = capsys.readouterr().out
     assert "| Horror " in out and "probe FPR @ recall 0.99" in out and "cannot do much better" in out
     assert "probe: users with none" in out and "leaves >= 0.96 of the users with none" in out
-    assert "| best neuron: users with none |" in out
+    assert "| best neuron: users with none |" in out and "| best read-out: FPR |" in out
+    assert "| best read-out AUC |" in out
