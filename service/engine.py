@@ -12,7 +12,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -97,6 +97,15 @@ def _decoder_directions(decoder, weights: dict[str, np.ndarray], path: Path) -> 
     return directions, const, affine
 
 
+class FilterEffect(NamedTuple):
+    rows: np.ndarray
+    """int64 rows of the items the filter drops."""
+    concept_items: int | None
+    """Items carrying the neuron's labelled concept (``NeuronCatalog.labelled_items``), or None."""
+    concept_items_removed: int | None
+    """How many of them the filter drops: below ``concept_items``, some of the concept remains."""
+
+
 class SteeringEngine:
     def __init__(self, bundle_dir: str | Path, config: ServiceConfig | None = None):
         self.config = config or ServiceConfig()
@@ -146,6 +155,7 @@ class SteeringEngine:
                                      self.titles, meta.get("facets"))
         self.index = ItemIndex(item_factors, item_bias, self.config, self.runtime)
         self._specs: dict[tuple[Any, str], Steer | Filter | Promote] = {}
+        self._filter_effects: dict[tuple[int, float], FilterEffect] = {}
         self.load_seconds = time.perf_counter() - started
 
     # -- parsing -------------------------------------------------------------------------------
@@ -214,14 +224,31 @@ class SteeringEngine:
         return z
 
     # -- item side -----------------------------------------------------------------------------
-    def filtered_rows(self, filters: list[Filter]) -> tuple[np.ndarray, list[int]]:
-        dropped, counts = [], []
-        for f in filters:
+    def filter_effect(self, f: Filter) -> FilterEffect:
+        """The rows ``f`` drops and how much of its neuron's labelled concept they are, remembered
+        per (neuron, threshold): the same few filters recur, and the concept count scans them."""
+        key = (f.neuron, f.threshold)
+        effect = self._filter_effects.get(key)
+        if effect is None:
             rows, acts = self.catalog.items_by_neuron.row(f.neuron)
-            hit = rows[acts > f.threshold * self.scale[f.neuron]]
-            dropped.append(hit)
-            counts.append(len(hit))
-        return (np.concatenate(dropped).astype(np.int64) if dropped else np.zeros(0, np.int64)), counts
+            hit = rows[acts > f.threshold * self.scale[f.neuron]].astype(np.int64)
+            concept = self.catalog.labelled_items(f.neuron)
+            effect = FilterEffect(hit, None if concept is None else int(concept.sum()),
+                                  None if concept is None else int(concept[hit].sum()))
+            if len(self._filter_effects) >= PARSED_SPECS:
+                self._filter_effects.clear()
+            self._filter_effects[key] = effect
+        return effect
+
+    def filtered_rows(self, filters: list[Filter]) -> tuple[np.ndarray, list[FilterEffect]]:
+        effects = [self.filter_effect(f) for f in filters]
+        dropped = np.concatenate([e.rows for e in effects]) if effects else np.zeros(0, np.int64)
+        return dropped, effects
+
+    def _filters_understood(self, filters: list[Filter], effects: list[FilterEffect]) -> list[dict[str, Any]]:
+        return [{"target": f.target, **self._neuron_fields(f.neuron), "threshold": f.threshold,
+                 "items_removed": len(e.rows), "concept_items": e.concept_items,
+                 "concept_items_removed": e.concept_items_removed} for f, e in zip(filters, effects)]
 
     def boosts(self, query_D: np.ndarray, promotes: list[Promote]) -> tuple[Boosts, list[int]]:
         """A promote raises an item's activation on neuron j by V scale units, i.e. moves its vector
@@ -258,7 +285,7 @@ class SteeringEngine:
         t0 = time.perf_counter()
         query, touched = self.steered_user(row, steers)
         t1 = time.perf_counter()
-        dropped, dropped_counts = self.filtered_rows(filters)
+        dropped, effects = self.filtered_rows(filters)
         boosts, boosted_counts = self.boosts(query, promotes)
         exclude = np.concatenate([self.seen_rows(row), dropped]) if exclude_seen else dropped
         rows, scores = self.index.top_k(query, k, exclude, boosts)
@@ -269,8 +296,7 @@ class SteeringEngine:
                      "activation_scale": self.scale_units[s.neuron],
                      "activation_before": touched[s.neuron][0], "activation_after": touched[s.neuron][1]}
                     for s in steers],
-            filters=[{"target": f.target, **self._neuron_fields(f.neuron), "threshold": f.threshold,
-                      "items_removed": n} for f, n in zip(filters, dropped_counts)],
+            filters=self._filters_understood(filters, effects),
             promotes=[{"target": p.target, **self._neuron_fields(p.neuron), "item": p.item, "value": p.value,
                        "items_affected": n} for p, n in zip(promotes, boosted_counts)],
             encode_s=t1 - t0, retrieval_s=t2 - t1)
@@ -279,11 +305,10 @@ class SteeringEngine:
         if steers or promotes:
             raise UnknownUser(user, f"user {user!r} is not in this bundle; the popularity fallback has no "
                                     "embedding to steer, so it serves requests without steer= or promote= only")
-        dropped, counts = self.filtered_rows(filters)
+        dropped, effects = self.filtered_rows(filters)
         order = self.popular_rows[~np.isin(self.popular_rows, dropped)][:k] if len(dropped) else self.popular_rows[:k]
         return Recommendation(user, order, self.popularity[order].astype(np.float64), fallback="popularity",
-                              filters=[{"target": f.target, **self._neuron_fields(f.neuron), "threshold": f.threshold,
-                                        "items_removed": n} for f, n in zip(filters, counts)])
+                              filters=self._filters_understood(filters, effects))
 
     def explain(self, user: str, item: str, steer: Sequence[str] = ()) -> dict[str, Any]:
         """The score of (user, item) split into per-neuron contributions z'_j * direction_j . v,

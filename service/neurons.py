@@ -54,6 +54,16 @@ class NeuronStats:
                    item_codes.column_counts() / max(item_codes.n_rows, 1), dead)
 
 
+def facet_mask(facets: dict[str, list[Any]], facet: str, value: str) -> np.ndarray | None:
+    """bool [items]: the items whose ``facet`` carries ``value`` (case-insensitive; an entry may be
+    one value or a list per item); None when the metadata has no such facet."""
+    if facet not in facets:
+        return None
+    wanted = value.casefold()
+    return np.array([any(str(x).casefold() == wanted for x in (v if isinstance(v, list) else [v]))
+                     for v in facets[facet]], dtype=bool)
+
+
 class NeuronCatalog:
     def __init__(self, n_latents: int, records: Sequence[Any] | None, stats: NeuronStats,
                  items_by_neuron: SparseCodes, item_ids: Sequence[str], titles: Sequence[str],
@@ -65,6 +75,7 @@ class NeuronCatalog:
         self.item_ids, self.titles, self.facets = item_ids, titles, facets or {}
         self.slug_to_id = {r.slug: r.id for r in self.records} if self.records else {}
         self._summaries = [self._summary(j) for j in range(n_latents)]
+        self._labelled: dict[int, np.ndarray | None] = {}
 
     @property
     def has_labels(self) -> bool:
@@ -88,6 +99,22 @@ class NeuronCatalog:
             close = difflib.get_close_matches(target.lower(), self.slug_to_id, n=3, cutoff=0.6)
             raise UnknownNeuron(target, close, self.n_latents, self.has_labels)
         return j
+
+    def labelled_items(self, j: int) -> np.ndarray | None:
+        """bool [items]: the items whose metadata carry what neuron j's label names, its concept
+        and, for a qualified label, its qualifier too ("Comedy (1980s)": comedies of the 1980s);
+        None when the label names nothing the item metadata has (mixed, popularity, no labels)."""
+        if j not in self._labelled:
+            mask = None
+            record = self.records[j] if self.records else None
+            parts = [getattr(record, name, None) for name in ("concept", "qualifier")] if record else []
+            parts = [p for p in parts if isinstance(p, dict) and "facet" in p and "name" in p]
+            if parts:
+                masks = [facet_mask(self.facets, p["facet"], str(p["name"])) for p in parts]
+                if all(m is not None for m in masks):
+                    mask = np.logical_and.reduce(masks)
+            self._labelled[j] = mask
+        return self._labelled[j]
 
     def _summary(self, j: int) -> dict[str, Any]:
         r = self.records[j] if self.records else None

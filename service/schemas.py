@@ -54,6 +54,12 @@ class FilterUnderstood(_Model):
     label: str
     threshold: float = Field(description="In activation-scale units; items above it are dropped")
     items_removed: int
+    concept_items: int | None = Field(description="Items whose metadata carry the concept the neuron's label names "
+                                                  "(with its qualifier, e.g. comedies of the 1980s); null when the "
+                                                  "label names none (mixed, popularity)")
+    concept_items_removed: int | None = Field(description="How many of those this filter removes; fewer than "
+                                                          "concept_items means some of the concept can still be "
+                                                          "recommended")
 
 
 class PromoteUnderstood(_Model):

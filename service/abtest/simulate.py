@@ -24,6 +24,7 @@ from steerrec.bundle import TEST_INTERACTIONS, Bundle, BundleError
 from steerrec.metrics import hits_matrix, ranking_scores
 
 from ..experiments import Assignment
+from ..neurons import facet_mask
 
 Ranker = Callable[[int, Assignment], np.ndarray]
 
@@ -74,13 +75,11 @@ def concept_mask(metadata: dict[str, Any], spec: str) -> np.ndarray:
     if not sep or not facet or not value:
         raise ValueError(f"--concept expects FACET=VALUE (e.g. genre=Horror), got {spec!r}")
     facets = metadata.get("facets", {})
-    if facet not in facets:
+    mask = facet_mask(facets, facet, value)
+    if mask is None:
         raise ValueError(f"concept {spec!r}: no facet {facet!r} in the item metadata (facets: {sorted(facets)})")
-    wanted = value.casefold()
-    per_item = [v if isinstance(v, list) else [v] for v in facets[facet]]
-    mask = np.array([any(str(x).casefold() == wanted for x in values) for values in per_item], dtype=bool)
     if not mask.any():
-        known = sorted({str(x) for values in per_item for x in values})
+        known = sorted({str(x) for v in facets[facet] for x in (v if isinstance(v, list) else [v])})
         raise ValueError(f"concept {spec!r}: no item has {facet}={value} (values: {known[:40]})")
     return mask
 

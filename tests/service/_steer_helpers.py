@@ -94,7 +94,9 @@ def neuron_records(engine) -> list[dict]:
     return [{"id": j, "label": labels[j], "slug": slugs[j], "confidence": float(confidence[j]),
              "prefix": int(np.searchsorted(prefixes, j, side="right")),
              "status": "dead" if engine.stats.dead[j] else "ok",
-             "top_items": engine.catalog.top_items(j, 5), "concepts": engine.catalog.concepts(j)[:5], "parent": None}
+             "top_items": engine.catalog.top_items(j, 5), "concepts": engine.catalog.concepts(j)[:5], "parent": None,
+             # what `steerrec interpret` adds for a labelled concept
+             **({"concept": {"facet": "genre", "name": labels[j]}} if confidence[j] else {})}
             for j in range(engine.n_latents)]
 
 

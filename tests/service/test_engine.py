@@ -11,9 +11,17 @@ from steerrec.service.engine import (
     UnknownItem,
     UnknownUser,
 )
+from steerrec.service.neurons import NeuronCatalog
 from steerrec.service.steering import SpecError
 
-from steerrec.bundle import NEURONS, SAE_DECODER, SAE_ENCODER, SAE_WEIGHTS, BundleWriter
+from steerrec.bundle import (
+    NEURONS,
+    SAE_DECODER,
+    SAE_ENCODER,
+    SAE_WEIGHTS,
+    BundleWriter,
+    NeuronRecord,
+)
 
 from ._steer_helpers import (
     copy_bundle,
@@ -161,6 +169,34 @@ def test_filter_and_promote_report_what_they_touched(engine, graphs):
     assert rec.filters[0]["items_removed"] == int((graphs["z_items"][:, 0] > threshold).sum())
     assert rec.promotes[0]["items_affected"] == 1 and rec.promotes[0]["item"] == engine.item_ids[5]
     assert all(graphs["z_items"][r, 0] <= threshold for r in rec.rows)
+
+
+def test_a_filter_reports_how_much_of_its_neurons_labelled_concept_it_removes(engine, graphs):
+    genres = engine.bundle.item_metadata()["facets"]["genre"]
+    for genre in ("Horror", "Comedy"):
+        slug = genre_slug(engine, genre)
+        j = engine.catalog.resolve(slug)
+        member = np.array([genre in g for g in genres])
+        dropped = graphs["z_items"][:, j] > 0
+        echo = engine.recommend(engine.user_ids[0], 10, filter=[slug]).filters[0]
+        assert (echo["items_removed"], echo["concept_items"], echo["concept_items_removed"]) == (
+            dropped.sum(), member.sum(), (dropped & member).sum())
+    unlabelled = next(j for j in range(engine.n_latents) if engine.catalog.label(j) == f"neuron {j}")
+    echo = engine.recommend(engine.user_ids[0], 10, filter=[str(unlabelled)]).filters[0]
+    assert echo["concept_items"] is None and echo["concept_items_removed"] is None
+
+
+def test_a_qualified_label_counts_the_items_with_both_concepts(engine):
+    records = [r.model_copy() for r in engine.bundle.neurons()]
+    facets = {"genre": [["Horror"], ["Horror", "Comedy"], ["Comedy"], "Horror"],
+              "decade": [["1980s"], ["1980s"], ["1980s"], ["1990s"]]}
+    both = NeuronRecord(**{**records[0].model_dump(), "concept": {"facet": "genre", "name": "horror"},
+                           "qualifier": {"facet": "decade", "name": "1980s"}})
+    other_facet = NeuronRecord(**{**records[1].model_dump(), "concept": {"facet": "popularity", "name": "Popular"}})
+    catalog = NeuronCatalog(engine.n_latents, [both, other_facet, *records[2:]], engine.stats,
+                            engine.catalog.items_by_neuron, engine.item_ids[:4], engine.titles[:4], facets)
+    assert catalog.labelled_items(0).tolist() == [True, True, False, False]  # Horror of the 1980s, any case
+    assert catalog.labelled_items(1) is None  # no popularity facet in the metadata
 
 
 def test_promoted_item_score_moves_by_the_decoder_direction(graphs):

@@ -235,8 +235,10 @@ def test_filter_and_promote_controls(tab, server, api, user, slugs, engine):
     # nothing left in the list fires on the filtered neuron
     rows, _ = engine.catalog.items_by_neuron.row(engine.catalog.slug_to_id[steer_slug])
     assert not set(after) & {engine.item_ids[r] for r in rows}
-    removed = api.get("/recommend", params={"user": user, "filter": steer_slug}).json()["filters"][0]["items_removed"]
-    assert page.inner_text("#interventions li[data-kind=filter] .iv-echo") == f"removes {removed} items"
+    echo = api.get("/recommend", params={"user": user, "filter": steer_slug}).json()["filters"][0]
+    assert page.inner_text("#interventions li[data-kind=filter] .iv-echo") == (
+        f"removes {echo['items_removed']} items ({echo['concept_items_removed']} of the {echo['concept_items']} "
+        f"labelled {echo['label']})")
 
     threshold = page.locator("#interventions li[data-kind=filter] input[type=number]")
     threshold.fill("2")

@@ -4,7 +4,6 @@ import itertools
 
 import numpy as np
 import pytest
-from steerrec.bundle import SAE_WEIGHTS
 from steerrec.service.separability import (
     READOUT_CANDIDATES,
     auc,
@@ -16,6 +15,7 @@ from steerrec.service.separability import (
 )
 from steerrec.service.steering_bench import Ranker
 
+from steerrec.bundle import SAE_WEIGHTS
 from steerrec.cli import main
 
 from ._steer_helpers import genre_slug, labelled_bundle, labelled_engine, plain_engine

@@ -177,7 +177,9 @@ export function createSteering(ctx) {
       if (iv.kind === 'steer') {
         el.textContent = `activation ${echo.activation_before.toFixed(2)} → ${echo.activation_after.toFixed(2)}`;
       } else if (iv.kind === 'filter') {
-        el.textContent = `removes ${echo.items_removed} item${echo.items_removed === 1 ? '' : 's'}`;
+        el.textContent = `removes ${echo.items_removed} item${echo.items_removed === 1 ? '' : 's'}`
+          + (echo.concept_items == null ? ''
+            : ` (${echo.concept_items_removed} of the ${echo.concept_items} labelled ${echo.label})`);
       } else {
         el.textContent = `touches ${echo.items_affected} item${echo.items_affected === 1 ? '' : 's'}`;
       }
