@@ -56,7 +56,7 @@ edited through sparse-autoencoder neurons. See docs/api.md and docs/steering.md.
 
 `steer=TARGET:OPVALUE` (repeatable; OP one of `+ - = *`; an unencoded `+` arrives as a space and
 still means add), `filter=TARGET[:>T]`, `promote=[ITEM_ID@]TARGET:+V`. Values are in units of
-each neuron's activation scale (`GET /neurons`)."""
+each neuron's activation scale (`GET /neurons`). `exclude=FACET:VALUE` drops items by metadata."""
 
 
 class PlainRoute(Route):
@@ -123,14 +123,14 @@ class SteerService:
 
     async def recommend(self, request_id: str, user: str, k: int | None = None, steer: list[str] = (),
                         filter: list[str] = (), promote: list[str] = (), exclude_seen: bool = True,
-                        ab: str | None = None) -> dict[str, Any]:
+                        ab: str | None = None, exclude: list[str] = ()) -> dict[str, Any]:
         engine, metrics = self.engine, self.metrics
         steer, filter, promote = list(steer), list(filter), list(promote)
         assignment = self.assign(user, ab)
         if assignment is not None:  # the arm's steering first, then the request's own
             steer, filter, promote = (assignment.steer + steer, assignment.filter + filter,
                                       assignment.promote + promote)
-        rec = engine.recommend(user, k, steer, filter, promote, exclude_seen)
+        rec = engine.recommend(user, k, steer, filter, promote, exclude_seen, exclude)
         item_ids, titles = engine.item_ids, engine.titles
         ranked = [{"id": item_ids[r], "title": titles[r], "score": s, "rank": i}
                   for i, (r, s) in enumerate(zip(rec.rows.tolist(), rec.scores.tolist()), start=1)]
@@ -156,6 +156,7 @@ class SteerService:
                 self.arm_of_request.popitem(last=False)
         return {"request_id": request_id, "user": user, "k": k or self.config.default_k, "exclude_seen": exclude_seen,
                 "items": ranked, "steers": rec.steers, "filters": rec.filters, "promotes": rec.promotes,
+                "excludes": rec.excludes,
                 "experiment": experiment, "arm": arm, "fallback": rec.fallback}
 
     async def feedback(self, request_id: str, user: str, item: str, kind: str) -> dict[str, Any]:
@@ -208,7 +209,7 @@ def create_app(service: SteerService, title: str = "steerrec", echo_request_id: 
     recommend_params = (
         Param("user", "string", required=True), Param("k", "integer", default=config.default_k, minimum=1,
                                                           maximum=config.max_k),
-        Param("steer", "array"), Param("filter", "array"), Param("promote", "array"),
+        Param("steer", "array"), Param("filter", "array"), Param("promote", "array"), Param("exclude", "array"),
         Param("exclude_seen", "boolean", default=True), Param("ab", "string"))
     neurons_params = (Param("q", "string"), Param("limit", "integer", default=50, minimum=1,
                                                   maximum=config.max_list_limit),
@@ -223,7 +224,7 @@ def create_app(service: SteerService, title: str = "steerrec", echo_request_id: 
         request_id = start(request)
         p = query(request, recommend_params)
         body = await service.recommend(request_id, p["user"], p["k"], p["steer"], p["filter"], p["promote"],
-                                       p["exclude_seen"], p["ab"])
+                                       p["exclude_seen"], p["ab"], p["exclude"])
         return OrjsonResponse(body)
 
     hot_route("/recommend", recommend, recommend_params, RecommendResponse,

@@ -24,6 +24,8 @@ class ServiceConfig:
     """Most ``filter=`` parameters in one request."""
     max_promotes: int = 8
     """Most ``promote=`` parameters in one request."""
+    max_excludes: int = 8
+    """Most ``exclude=`` parameters in one request."""
     max_magnitude: float = 50.0
     """Largest |value| of a steer or promote, in activation-scale units (also bounds ``*`` factors)."""
     max_threshold: float = 1000.0
@@ -76,7 +78,7 @@ class ServiceConfig:
     def __post_init__(self) -> None:
         if not 1 <= self.default_k <= self.max_k:
             raise ValueError(f"default_k must be in 1..max_k ({self.max_k}), got {self.default_k}")
-        for name in ("max_steers", "max_filters", "max_promotes", "max_query_length", "max_param_length",
+        for name in ("max_steers", "max_filters", "max_promotes", "max_excludes", "max_query_length", "max_param_length",
                      "max_list_limit", "max_target_length", "max_body_bytes"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be >= 0")

@@ -90,8 +90,10 @@ class SteerRecDeployment:
 
     # Handle calls (another deployment, or tests in local testing mode) skip HTTP but run the same code.
     async def recommend(self, user: str, k: int | None = None, steer: list[str] = (), filter: list[str] = (),
-                        promote: list[str] = (), exclude_seen: bool = True, ab: str | None = None) -> dict[str, Any]:
-        return await self.service.recommend(uuid.uuid4().hex, user, k, steer, filter, promote, exclude_seen, ab)
+                        promote: list[str] = (), exclude_seen: bool = True, ab: str | None = None,
+                        exclude: list[str] = ()) -> dict[str, Any]:
+        return await self.service.recommend(uuid.uuid4().hex, user, k, steer, filter, promote, exclude_seen, ab,
+                                            exclude)
 
     def explain(self, user: str, item: str, steer: list[str] = ()) -> dict[str, Any]:
         return self.service.engine.explain(user, item, steer)

@@ -27,26 +27,29 @@ from steerrec.bundle import (
 
 from .codes import encode_sparse
 from .config import ServiceConfig
-from .neurons import NeuronCatalog, NeuronStats
+from .neurons import NeuronCatalog, NeuronStats, facet_mask
 from .retrieval import Boosts, ItemIndex
 from .runtime import detect_runtime, onnx_session, session_device, set_cpu_threads
 from .steering import (
+    EXCLUDE_FORM,
     FILTER_FORM,
     PROMOTE_FORM,
     STEER_FORM,
+    Exclude,
     Filter,
     Promote,
     SpecError,
     Steer,
     apply_steers,
     check_count,
+    parse_exclude,
     parse_filter,
     parse_promote,
     parse_steer,
 )
 
 PARSED_SPECS = 4096
-"""Parsed steer/filter/promote specs remembered per engine (forgotten all at once when full)."""
+"""Parsed steer/filter/promote/exclude specs remembered per engine (forgotten all at once when full)."""
 
 
 class EngineError(Exception):
@@ -74,6 +77,7 @@ class Recommendation:
     steers: list[dict[str, Any]] = field(default_factory=list)
     filters: list[dict[str, Any]] = field(default_factory=list)
     promotes: list[dict[str, Any]] = field(default_factory=list)
+    excludes: list[dict[str, Any]] = field(default_factory=list)
     fallback: str | None = None
     encode_s: float = 0.0
     retrieval_s: float = 0.0
@@ -128,6 +132,11 @@ class SteeringEngine:
         self.item_row = {it: i for i, it in enumerate(self.item_ids)}
         meta = bundle.item_metadata()
         self.titles: list[str] = [str(t) for t in meta["title"]]
+        self.facets: dict[str, list[Any]] = meta.get("facets") or {}
+        self.facet_values = {f.casefold(): {str(v).casefold(): str(v) for entry in per_item
+                                            for v in (entry if isinstance(entry, list) else [entry])}
+                             for f, per_item in self.facets.items()}
+        self._facet_key = {f.casefold(): f for f in self.facets}
         self.seen_indptr, self.seen_indices = bundle.train_interactions()
         self.popularity = np.bincount(self.seen_indices, minlength=len(self.item_ids))
         self.popular_rows = np.argsort(-self.popularity, kind="stable")
@@ -156,6 +165,7 @@ class SteeringEngine:
         self.index = ItemIndex(item_factors, item_bias, self.config, self.runtime)
         self._specs: dict[tuple[Any, str], Steer | Filter | Promote] = {}
         self._filter_effects: dict[tuple[int, float], FilterEffect] = {}
+        self._excluded: dict[tuple[str, str], np.ndarray] = {}
         self.load_seconds = time.perf_counter() - started
 
     # -- parsing -------------------------------------------------------------------------------
@@ -186,6 +196,28 @@ class SteeringEngine:
                 self._specs.clear()
             self._specs[key] = spec
         return spec
+
+    def parse_excludes(self, exclude: Sequence[str]) -> list[Exclude]:
+        check_count("exclude", list(exclude), self.config.max_excludes, EXCLUDE_FORM)
+        return [self._parsed(self._parse_exclude, e, 0.0) for e in exclude]
+
+    def _parse_exclude(self, raw: str, _resolve, _limit) -> Exclude:
+        return parse_exclude(raw, self.facet_values)  # values, not neurons: the catalogue's resolver is unused
+
+    def excluded_rows(self, excludes: list[Exclude]) -> tuple[np.ndarray, list[int]]:
+        """Rows of the items whose metadata carry an excluded value, and how many per exclusion."""
+        per = []
+        for e in excludes:
+            rows = self._excluded.get((e.facet, e.value))
+            if rows is None:
+                rows = np.flatnonzero(facet_mask(self.facets, self._facet_key[e.facet], e.value)).astype(np.int64)
+                self._excluded[(e.facet, e.value)] = rows  # bounded by the metadata's distinct values
+            per.append(rows)
+        return (np.concatenate(per) if per else np.zeros(0, np.int64)), [len(r) for r in per]
+
+    @staticmethod
+    def _excludes_understood(excludes: list[Exclude], counts: list[int]) -> list[dict[str, Any]]:
+        return [{"facet": e.facet, "value": e.value, "items_removed": n} for e, n in zip(excludes, counts)]
 
     def _neuron_fields(self, j: int) -> dict[str, Any]:
         return {"neuron": j, "slug": self.catalog.slug(j), "label": self.catalog.label(j)}
@@ -273,22 +305,26 @@ class SteeringEngine:
 
     # -- requests ------------------------------------------------------------------------------
     def recommend(self, user: str, k: int | None = None, steer: Sequence[str] = (), filter: Sequence[str] = (),
-                  promote: Sequence[str] = (), exclude_seen: bool = True) -> Recommendation:
+                  promote: Sequence[str] = (), exclude_seen: bool = True, exclude: Sequence[str] = ()) -> Recommendation:
         k = self.config.default_k if k is None else k
         if not 1 <= k <= self.config.max_k:
             limit = self.config.max_k
             raise SpecError("k", str(k), f"must be between 1 and {limit}", f"an integer 1..{limit}")
         steers, filters, promotes = self.parse(steer, filter, promote)
+        excludes = self.parse_excludes(exclude)
         if user not in self.user_row and self.config.popularity_fallback:
-            return self._popular(user, k, steers, filters, promotes)
+            return self._popular(user, k, steers, filters, promotes, excludes)
         row = self.user_index(user)
         t0 = time.perf_counter()
         query, touched = self.steered_user(row, steers)
         t1 = time.perf_counter()
         dropped, effects = self.filtered_rows(filters)
+        if excludes:
+            ruled_out, excluded_counts = self.excluded_rows(excludes)
+            dropped = np.concatenate([dropped, ruled_out])
         boosts, boosted_counts = self.boosts(query, promotes)
-        exclude = np.concatenate([self.seen_rows(row), dropped]) if exclude_seen else dropped
-        rows, scores = self.index.top_k(query, k, exclude, boosts)
+        unseen = np.concatenate([self.seen_rows(row), dropped]) if exclude_seen else dropped
+        rows, scores = self.index.top_k(query, k, unseen, boosts)
         t2 = time.perf_counter()
         return Recommendation(
             user, rows, scores,
@@ -299,16 +335,20 @@ class SteeringEngine:
             filters=self._filters_understood(filters, effects),
             promotes=[{"target": p.target, **self._neuron_fields(p.neuron), "item": p.item, "value": p.value,
                        "items_affected": n} for p, n in zip(promotes, boosted_counts)],
+            excludes=self._excludes_understood(excludes, excluded_counts) if excludes else [],
             encode_s=t1 - t0, retrieval_s=t2 - t1)
 
-    def _popular(self, user: str, k: int, steers, filters, promotes) -> Recommendation:
+    def _popular(self, user: str, k: int, steers, filters, promotes, excludes) -> Recommendation:
         if steers or promotes:
             raise UnknownUser(user, f"user {user!r} is not in this bundle; the popularity fallback has no "
                                     "embedding to steer, so it serves requests without steer= or promote= only")
         dropped, effects = self.filtered_rows(filters)
+        ruled_out, excluded_counts = self.excluded_rows(excludes)
+        dropped = np.concatenate([dropped, ruled_out])
         order = self.popular_rows[~np.isin(self.popular_rows, dropped)][:k] if len(dropped) else self.popular_rows[:k]
         return Recommendation(user, order, self.popularity[order].astype(np.float64), fallback="popularity",
-                              filters=self._filters_understood(filters, effects))
+                              filters=self._filters_understood(filters, effects),
+                              excludes=self._excludes_understood(excludes, excluded_counts))
 
     def explain(self, user: str, item: str, steer: Sequence[str] = ()) -> dict[str, Any]:
         """The score of (user, item) split into per-neuron contributions z'_j * direction_j . v,

@@ -20,7 +20,7 @@ from .config import ServiceConfig
 from .engine import UnknownItem, UnknownUser
 from .metrics import ServiceMetrics
 from .neurons import UnknownNeuron
-from .steering import FILTER_FORM, PROMOTE_FORM, STEER_FORM, SpecError
+from .steering import EXCLUDE_FORM, FILTER_FORM, PROMOTE_FORM, STEER_FORM, SpecError
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +61,7 @@ def allowed_forms(config: ServiceConfig, ab_values: list[str]) -> dict[str, str]
         "steer": f"{STEER_FORM}; at most {config.max_steers} per request, |VALUE| <= {config.max_magnitude:g}",
         "filter": f"{FILTER_FORM}; at most {config.max_filters} per request",
         "promote": f"{PROMOTE_FORM}; at most {config.max_promotes} per request, |V| <= {config.max_magnitude:g}",
+        "exclude": f"{EXCLUDE_FORM}; at most {config.max_excludes} per request",
         "exclude_seen": "true or false (default true)",
         "ab": "EXPERIMENT:ARM to force an arm, or off; one of " + ", ".join(ab_values[:20]),
         "q": f"text to search neuron labels and slugs for, at most {config.max_query_length} characters",

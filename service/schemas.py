@@ -72,6 +72,12 @@ class PromoteUnderstood(_Model):
     items_affected: int
 
 
+class ExcludeUnderstood(_Model):
+    facet: str
+    value: str = Field(description="As the item metadata spells it")
+    items_removed: int
+
+
 class RecommendResponse(_Model):
     request_id: str
     user: str
@@ -81,6 +87,7 @@ class RecommendResponse(_Model):
     steers: list[SteerUnderstood]
     filters: list[FilterUnderstood]
     promotes: list[PromoteUnderstood]
+    excludes: list[ExcludeUnderstood] = Field(description="Items ruled out by metadata (exclude=FACET:VALUE)")
     experiment: str | None = Field(description="A/B experiment serving this request, if any")
     arm: str | None
     fallback: Literal["popularity"] | None = Field(description="Set when an unknown user got the popularity fallback")

@@ -3,6 +3,7 @@
     steer=TARGET:OPVALUE       user side; OP one of + - = * ; repeatable
     filter=TARGET[:>T]         drop items whose activation on TARGET exceeds T (default 0)
     promote=[ITEM@]TARGET:+V   raise the activation on TARGET of its items (or of ITEM) by V
+    exclude=FACET:VALUE        drop items whose metadata carry VALUE (a rule, not a neuron)
 
 TARGET is a neuron index or slug. Values of ``+ - =`` and of promote/filter thresholds are in
 units of the neuron's activation scale (its mean positive activation), so ``+1`` means "one
@@ -15,6 +16,7 @@ turns every problem into a ``SpecError`` that names the parameter and the allowe
 
 from __future__ import annotations
 
+import difflib
 import math
 import re
 from collections.abc import Callable, Mapping, Sequence
@@ -31,10 +33,14 @@ FILTER_FORM = ("TARGET or TARGET:>T, TARGET a neuron index or slug, T a number >
 PROMOTE_FORM = ("TARGET:+V or ITEM_ID@TARGET:+V (or :-V), TARGET a neuron index or slug, V a number; "
                 "e.g. promote=horror:+2 or promote=1193@horror:+2")
 
+EXCLUDE_FORM = ("FACET:VALUE, an item metadata facet and one of its values (case-insensitive); "
+                "e.g. exclude=genre:Drama")
+
 _TARGET = r"(?P<target>[A-Za-z0-9][A-Za-z0-9_-]*)"
 _NUMBER = r"(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?"
 _STEER_RE = re.compile(rf"^\s*{_TARGET}\s*:(?:(?P<op>[-+=*])|(?P<space>\s+))(?P<value>[-+]?{_NUMBER})\s*$")
 _FILTER_RE = re.compile(rf"^\s*{_TARGET}\s*(?::\s*>\s*(?P<value>{_NUMBER}))?\s*$")
+_EXCLUDE_RE = re.compile(r"^\s*(?P<facet>[A-Za-z0-9_-]+)\s*:\s*(?P<value>\S(?:.*\S)?)\s*$")
 _PROMOTE_RE = re.compile(rf"^\s*(?:(?P<item>[^@\s][^@]*?)\s*@\s*)?{_TARGET}\s*:(?:(?P<op>[-+])|(?P<space>\s+))"
                          rf"(?P<value>{_NUMBER})\s*$")
 
@@ -78,6 +84,14 @@ class Promote:
     """Signed, in activation-scale units."""
     item: str | None
     """Raw item id for a single-item promote; None promotes every item active on the neuron."""
+
+
+@dataclass(frozen=True)
+class Exclude:
+    raw: str
+    facet: str
+    value: str
+    """As the item metadata spells it."""
 
 
 Resolver = Callable[[str], int]
@@ -130,6 +144,25 @@ def parse_promote(raw: str, resolve: Resolver, max_magnitude: float) -> Promote:
     _check_magnitude("promote", raw, value, max_magnitude, PROMOTE_FORM)
     neuron = _resolve("promote", raw, m["target"], resolve, PROMOTE_FORM)
     return Promote(raw, m["target"], neuron, value, m["item"])
+
+
+def parse_exclude(raw: str, facet_values: Mapping[str, Mapping[str, str]]) -> Exclude:
+    """``facet_values``: facet -> {value casefolded: value as the metadata spells it}."""
+    m = _EXCLUDE_RE.match(raw)
+    if not m:
+        raise SpecError("exclude", raw, "not of the form FACET:VALUE", EXCLUDE_FORM)
+    facet = m["facet"].casefold()
+    if facet not in facet_values:
+        known = ", ".join(sorted(facet_values)) if facet_values else "none (this bundle's items have no facets)"
+        raise SpecError("exclude", raw, f"unknown facet {m['facet']!r}; facets: {known}", EXCLUDE_FORM)
+    values = facet_values[facet]
+    value = values.get(m["value"].casefold())
+    if value is None:
+        close = difflib.get_close_matches(m["value"].casefold(), values, n=3, cutoff=0.6)
+        hint = f"; did you mean {', '.join(values[c] for c in close)}?" if close else \
+            f"; values: {', '.join(sorted(values.values())[:30])}"
+        raise SpecError("exclude", raw, f"no item has {facet}={m['value']!r}{hint}", EXCLUDE_FORM)
+    return Exclude(raw, facet, value)
 
 
 def check_count(param: str, values: list[str], limit: int, allowed: str) -> None:

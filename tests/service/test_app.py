@@ -69,6 +69,17 @@ def test_recommend_matches_its_schema_and_the_engine(plain):
     assert body.experiment is None and body.arm is None and body.fallback is None
 
 
+def test_exclude_is_echoed_and_leaves_none_of_the_value(client, engine):
+    genres = engine.bundle.item_metadata()["facets"]["genre"]
+    r = client.get("/recommend", params={"user": engine.user_ids[2], "k": 50, "ab": "off",
+                                         "exclude": ["genre:comedy", "genre:Horror"]})
+    body = RecommendResponse.model_validate(r.json())
+    assert [(e.facet, e.value, e.items_removed) for e in body.excludes] == [
+        ("genre", g, sum(g in gs for gs in genres)) for g in ("Comedy", "Horror")]
+    row = {item: i for i, item in enumerate(engine.item_ids)}
+    assert not {"Comedy", "Horror"} & {g for i in body.items for g in genres[row[i.id]]}
+
+
 def test_unencoded_plus_means_add(client, engine):
     user, horror = engine.user_ids[1], genre_slug(engine, "Horror")
     raw = client.get(f"/recommend?user={user}&ab=off&steer={horror}:+3.0")  # '+' reaches the server as ' '
@@ -94,6 +105,8 @@ def test_unencoded_plus_means_add(client, engine):
     ("user=u1&filter=horror:<1", 422, "filter", "TARGET or TARGET:>T"),
     ("user=u1&promote=nope@horror:+1", 422, "promote", "unknown item id"),
     ("user=u1&promote=horror:*2", 422, "promote", "[ITEM_ID@]TARGET:+V"),
+    ("user=u1&exclude=genre:Horor", 422, "exclude", "did you mean Horror"),
+    ("user=u1&exclude=horror", 422, "exclude", "FACET:VALUE"),
     ("user=u1&stear=horror:+1", 422, "stear", "unknown parameter"),
     ("user=u1&k=3&k=4", 422, "k", "more than once"),
     ("user=u1&ab=genre:nope", 422, "ab", "has no arm"),
@@ -149,7 +162,7 @@ def test_health_and_openapi(client):
     assert {"/recommend", "/neurons", "/neurons/{neuron}", "/explain", "/healthz", "/feedback"} <= set(spec["paths"])
     assert "ErrorBody" in str(spec["paths"]["/recommend"]["get"]["responses"]["422"])
     params = {p["name"] for p in spec["paths"]["/recommend"]["get"]["parameters"]}
-    assert params == {"user", "k", "steer", "filter", "promote", "exclude_seen", "ab"}
+    assert params == {"user", "k", "steer", "filter", "promote", "exclude", "exclude_seen", "ab"}
 
 
 def test_ab_assignment_exposures_and_feedback(client, engine, experiments, events):

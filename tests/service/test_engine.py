@@ -119,7 +119,22 @@ def random_request(engine, rng):
     return steers, filters, promotes
 
 
-def reference(engine, graphs, row, steers, filters, promotes, k, exclude_seen):
+def as_list(entry) -> list[str]:
+    return [str(v) for v in entry] if isinstance(entry, list) else [str(entry)]
+
+
+def random_excludes(engine, rng) -> list[str]:
+    """Mostly none; else one or two metadata values, in the metadata's spelling or upper-cased."""
+    facets = engine.bundle.item_metadata()["facets"]
+    excludes = []
+    for _ in range(rng.choice([0, 0, 0, 1, 2])):
+        facet = str(rng.choice(sorted(facets)))
+        value = str(rng.choice(sorted({v for entry in facets[facet] for v in as_list(entry)})))
+        excludes.append(f"{facet}:{value.upper() if rng.random() < 0.3 else value}")
+    return excludes
+
+
+def reference(engine, graphs, row, steers, filters, promotes, k, exclude_seen, excludes=()):
     """Brute force over the whole catalogue on explicitly steered item vectors."""
     parsed_steers, parsed_filters, parsed_promotes = engine.parse(steers, filters, promotes)
     u_steered, _ = engine.steered_user(row, parsed_steers)
@@ -130,6 +145,10 @@ def reference(engine, graphs, row, steers, filters, promotes, k, exclude_seen):
     excluded = [seen(engine, row)] if exclude_seen else []
     for f in parsed_filters:
         excluded.append(np.flatnonzero(graphs["z_items"][:, f.neuron] > f.threshold * engine.scale[f.neuron]))
+    facets = engine.bundle.item_metadata()["facets"]
+    for spec in excludes:
+        facet, value = spec.split(":", 1)
+        excluded.append(np.flatnonzero([value.lower() in [v.lower() for v in as_list(e)] for e in facets[facet]]))
     excluded = np.concatenate(excluded) if excluded else np.zeros(0, np.int64)
     return reference_top_k(vectors @ u_steered + graphs["bias"], excluded, k)
 
@@ -143,12 +162,14 @@ def test_exact_steered_top_k_on_1000_random_cases(bundle, request):
     for case in range(1000):
         row = int(rng.integers(len(engine.user_ids)))
         steers, filters, promotes = random_request(engine, rng)
+        excludes = random_excludes(engine, rng)
         k, exclude_seen = int(rng.integers(1, 101)), bool(rng.random() < 0.7)
-        rec = engine.recommend(engine.user_ids[row], k, steers, filters, promotes, exclude_seen)
-        expected = reference(engine, graphs, row, steers, filters, promotes, k, exclude_seen)
-        assert rec.rows.tolist() == expected, (case, steers, filters, promotes, k, exclude_seen)
-        kinds |= {name for name, used in (("steer", steers), ("filter", filters), ("promote", promotes)) if used}
-    assert kinds == {"steer", "filter", "promote"}
+        rec = engine.recommend(engine.user_ids[row], k, steers, filters, promotes, exclude_seen, excludes)
+        expected = reference(engine, graphs, row, steers, filters, promotes, k, exclude_seen, excludes)
+        assert rec.rows.tolist() == expected, (case, steers, filters, promotes, k, exclude_seen, excludes)
+        kinds |= {name for name, used in (("steer", steers), ("filter", filters), ("promote", promotes),
+                                          ("exclude", excludes)) if used}
+    assert kinds == {"steer", "filter", "promote", "exclude"}
 
 
 def test_boosting_a_genre_neuron_raises_its_share(engine):
@@ -184,6 +205,29 @@ def test_a_filter_reports_how_much_of_its_neurons_labelled_concept_it_removes(en
     unlabelled = next(j for j in range(engine.n_latents) if engine.catalog.label(j) == f"neuron {j}")
     echo = engine.recommend(engine.user_ids[0], 10, filter=[str(unlabelled)]).filters[0]
     assert echo["concept_items"] is None and echo["concept_items_removed"] is None
+
+
+def test_exclude_rules_out_every_item_with_the_value_and_says_how_many(engine):
+    genres = engine.bundle.item_metadata()["facets"]["genre"]
+    horror = {i for i, g in enumerate(genres) if "Horror" in g}
+    slug = genre_slug(engine, "Horror")
+    for user in engine.user_ids[:50]:
+        rec = engine.recommend(user, 50, steer=[f"{slug}:+8"], exclude=["genre:horror"])
+        assert not horror & set(rec.rows.tolist())
+        assert rec.excludes == [{"facet": "genre", "value": "Horror", "items_removed": len(horror)}]
+
+
+@pytest.mark.parametrize(("spec", "problem"), [
+    ("genre", "not of the form FACET:VALUE"),
+    ("genres:Horror", "unknown facet 'genres'; facets: "),
+    ("genre:Horor", "no item has genre='Horor'; did you mean Horror?"),
+])
+def test_a_bad_exclude_is_a_spec_error_naming_it(engine, spec, problem):
+    with pytest.raises(SpecError) as info:
+        engine.recommend(engine.user_ids[0], 5, exclude=[spec])
+    assert (info.value.parameter, info.value.value) == ("exclude", spec) and info.value.problem.startswith(problem)
+    with pytest.raises(SpecError, match="9 given; at most 8 per request"):
+        engine.recommend(engine.user_ids[0], 5, exclude=["genre:Horror"] * 9)
 
 
 def test_a_qualified_label_counts_the_items_with_both_concepts(engine):
