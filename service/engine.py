@@ -311,7 +311,7 @@ class SteeringEngine:
             limit = self.config.max_k
             raise SpecError("k", str(k), f"must be between 1 and {limit}", f"an integer 1..{limit}")
         steers, filters, promotes = self.parse(steer, filter, promote)
-        excludes = self.parse_excludes(exclude)
+        excludes = self.parse_excludes(exclude) if exclude else []
         if user not in self.user_row and self.config.popularity_fallback:
             return self._popular(user, k, steers, filters, promotes, excludes)
         row = self.user_index(user)
