@@ -84,6 +84,21 @@ def test_matryoshka_loss_is_the_mean_of_the_prefix_reconstructions():
     assert sae.prefix_sizes() == [8, 16, 32, 64]
 
 
+def test_matryoshka_prefix_weights_weigh_each_prefix_reconstruction():
+    sae, rows = make("matryoshka", k=8, prefixes=(8, 16, 32, 64), prefix_weights=[4, 1, 0, 1])
+    x = sae.normalize(rows[:50])
+    with torch.no_grad():
+        out = sae.forward_train(x)
+        errors = [float(((out.z_BF[:, :p] @ sae.W_dec[:p] + sae.b_dec - x) ** 2).mean()) for p in (8, 16, 32, 64)]
+        expected = (4 * errors[0] + errors[1] + errors[3]) / 6
+        assert float(sae.reconstruction_loss(x, out)) == pytest.approx(expected, rel=1e-6)
+    assert sae.cfg.prefix_weights == (4.0, 1.0, 0.0, 1.0)
+    with pytest.raises(ValueError, match="one weight per prefix"):
+        make_sae_config("matryoshka", n_latents=64, prefixes=(16, 64), prefix_weights=(1, 1, 1))
+    with pytest.raises(ValueError, match="must be >= 0 with a positive sum"):
+        make_sae_config("matryoshka", n_latents=64, prefixes=(16, 64), prefix_weights=(2, -1))
+
+
 def test_mp_steps_are_nested_into_prefixes_and_match_a_plain_pursuit():
     sae, rows = make("mp", k=4, prefixes=(16, 32, 64))
     assert sae.step_limits() == [16, 16, 32, 64]  # step t draws from prefix t * levels // k

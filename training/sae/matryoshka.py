@@ -37,10 +37,19 @@ class MatryoshkaConfig(BatchTopKConfig):
     prefixes: tuple[int, ...] = ()
     """Cumulative sizes of the nested dictionaries, ending at n_latents. Empty: halve from
     n_latents down to 64 (512 latents -> 64/128/256/512)."""
+    prefix_weights: tuple[float, ...] = ()
+    """Weight of each prefix's reconstruction in the loss, one per prefix. Empty: equal weights.
+    A heavier first prefix makes its latents broader, more complete detectors of coarse concepts."""
 
     def __post_init__(self) -> None:
         super().__post_init__()
         self.prefixes = default_prefixes(self.n_latents, self.prefixes)
+        self.prefix_weights = tuple(float(w) for w in self.prefix_weights) or (1.0,) * len(self.prefixes)
+        if len(self.prefix_weights) != len(self.prefixes):
+            raise ValueError(f"prefix_weights needs one weight per prefix {self.prefixes}, "
+                             f"got {len(self.prefix_weights)}")
+        if min(self.prefix_weights) < 0 or sum(self.prefix_weights) <= 0:
+            raise ValueError(f"prefix_weights must be >= 0 with a positive sum, got {self.prefix_weights}")
 
 
 class MatryoshkaSAE(BatchTopKSAE):
@@ -55,6 +64,6 @@ class MatryoshkaSAE(BatchTopKSAE):
 
     def reconstruction_loss(self, x_norm_BD: Tensor, out: SAEOutput) -> Tensor:
         total = 0.0
-        for size in self.cfg.prefixes:
-            total = total + (self.decode_prefix_norm(out.z_BF, size) - x_norm_BD).pow(2).mean()
-        return total / len(self.cfg.prefixes)
+        for size, weight in zip(self.cfg.prefixes, self.cfg.prefix_weights):
+            total = total + weight * (self.decode_prefix_norm(out.z_BF, size) - x_norm_BD).pow(2).mean()
+        return total / sum(self.cfg.prefix_weights)
