@@ -27,7 +27,7 @@ from steerrec.bundle import (
 
 from .codes import encode_sparse
 from .config import ServiceConfig
-from .neurons import NeuronCatalog, NeuronStats, facet_mask
+from .neurons import NeuronCatalog, NeuronStats, distinct_values, facet_mask
 from .retrieval import Boosts, ItemIndex
 from .runtime import detect_runtime, onnx_session, session_device, set_cpu_threads
 from .steering import (
@@ -133,8 +133,7 @@ class SteeringEngine:
         meta = bundle.item_metadata()
         self.titles: list[str] = [str(t) for t in meta["title"]]
         self.facets: dict[str, list[Any]] = meta.get("facets") or {}
-        self.facet_values = {f.casefold(): {str(v).casefold(): str(v) for entry in per_item
-                                            for v in (entry if isinstance(entry, list) else [entry])}
+        self.facet_values = {f.casefold(): {v.casefold(): v for v in distinct_values(per_item)}
                              for f, per_item in self.facets.items()}
         self._facet_key = {f.casefold(): f for f in self.facets}
         self.seen_indptr, self.seen_indices = bundle.train_interactions()
@@ -161,7 +160,7 @@ class SteeringEngine:
         if records is not None and len(records) != self.n_latents:
             raise EngineError(f"{bundle.path(NEURONS)}: {len(records)} records for {self.n_latents} latents")
         self.catalog = NeuronCatalog(self.n_latents, records, self.stats, item_codes.transpose(), self.item_ids,
-                                     self.titles, meta.get("facets"))
+                                     self.titles, self.facets)
         self.index = ItemIndex(item_factors, item_bias, self.config, self.runtime)
         self._specs: dict[tuple[Any, str], Steer | Filter | Promote] = {}
         self._filter_effects: dict[tuple[int, float], FilterEffect] = {}
@@ -305,7 +304,8 @@ class SteeringEngine:
 
     # -- requests ------------------------------------------------------------------------------
     def recommend(self, user: str, k: int | None = None, steer: Sequence[str] = (), filter: Sequence[str] = (),
-                  promote: Sequence[str] = (), exclude_seen: bool = True, exclude: Sequence[str] = ()) -> Recommendation:
+                  promote: Sequence[str] = (), exclude_seen: bool = True,
+                  exclude: Sequence[str] = ()) -> Recommendation:
         k = self.config.default_k if k is None else k
         if not 1 <= k <= self.config.max_k:
             limit = self.config.max_k
@@ -319,6 +319,7 @@ class SteeringEngine:
         query, touched = self.steered_user(row, steers)
         t1 = time.perf_counter()
         dropped, effects = self.filtered_rows(filters)
+        excluded_counts: list[int] = []
         if excludes:
             ruled_out, excluded_counts = self.excluded_rows(excludes)
             dropped = np.concatenate([dropped, ruled_out])
@@ -335,7 +336,7 @@ class SteeringEngine:
             filters=self._filters_understood(filters, effects),
             promotes=[{"target": p.target, **self._neuron_fields(p.neuron), "item": p.item, "value": p.value,
                        "items_affected": n} for p, n in zip(promotes, boosted_counts)],
-            excludes=self._excludes_understood(excludes, excluded_counts) if excludes else [],
+            excludes=self._excludes_understood(excludes, excluded_counts),
             encode_s=t1 - t0, retrieval_s=t2 - t1)
 
     def _popular(self, user: str, k: int, steers, filters, promotes, excludes) -> Recommendation:

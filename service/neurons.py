@@ -54,14 +54,24 @@ class NeuronStats:
                    item_codes.column_counts() / max(item_codes.n_rows, 1), dead)
 
 
+def entry_values(entry: Any) -> list[str]:
+    """One item's values of a facet: the metadata gives one value or a list per item."""
+    return [str(v) for v in entry] if isinstance(entry, list) else [str(entry)]
+
+
+def distinct_values(per_item: Sequence[Any]) -> list[str]:
+    """Every value a facet takes over the items, sorted."""
+    return sorted({v for entry in per_item for v in entry_values(entry)})
+
+
 def facet_mask(facets: dict[str, list[Any]], facet: str, value: str) -> np.ndarray | None:
-    """bool [items]: the items whose ``facet`` carries ``value`` (case-insensitive; an entry may be
-    one value or a list per item); None when the metadata has no such facet."""
+    """bool [items]: the items whose ``facet`` carries ``value`` (case-insensitive); None when the
+    metadata has no such facet."""
     if facet not in facets:
         return None
     wanted = value.casefold()
-    return np.array([any(str(x).casefold() == wanted for x in (v if isinstance(v, list) else [v]))
-                     for v in facets[facet]], dtype=bool)
+    return np.array([any(v.casefold() == wanted for v in entry_values(entry)) for entry in facets[facet]],
+                    dtype=bool)
 
 
 class NeuronCatalog:

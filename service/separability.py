@@ -129,6 +129,11 @@ def neuron_readouts(engine: SteeringEngine) -> np.ndarray:
     return x @ w["W_dec"].astype(np.float64).T
 
 
+def readout_aucs(readouts_IF: np.ndarray, y_I: np.ndarray) -> np.ndarray:
+    """Each neuron's read-out AUC as a detector of the concept ``y``."""
+    return np.array([auc(readouts_IF[:, j], y_I) for j in range(readouts_IF.shape[1])])
+
+
 def _rates(dropped_N: np.ndarray, y_N: np.ndarray) -> tuple[float, float]:
     return float(dropped_N[y_N].mean()), float(dropped_N[~y_N].mean())
 
@@ -156,11 +161,11 @@ def run_separability(engine: SteeringEngine, facet: str = "genre", values: list[
         union = np.zeros(n_items, bool)
         for j in labelled:
             union[catalog.items_by_neuron.row(j)[0]] = True
-        readout_aucs = [auc(readouts[:, j], y) for j in range(engine.n_latents)]
-        best = int(np.argmax(readout_aucs))
+        aucs = readout_aucs(readouts, y)
+        best = int(np.argmax(aucs))
         scores = logistic_probe(embedding, y)
         results.append(Separability(value, int(y.sum()), *filter_rates, len(labelled), *_rates(union, y),
-                                    best, readout_aucs[best], auc(scores, y),
+                                    best, float(aucs[best]), auc(scores, y),
                                     {r: fpr_at_recall(scores, y, r) for r in PROBE_RECALLS}))
     return results
 
@@ -210,7 +215,7 @@ def _best_readout(ranker: Ranker, y_I: np.ndarray, readouts_IF: np.ndarray,
                   none_share: float) -> tuple[int, float, float]:
     """(neuron, FPR, Recall@K change) of the read-out that empties enough lists dropping the fewest
     other items, among the ``READOUT_CANDIDATES`` that separate the concept best (by AUC)."""
-    aucs = np.array([auc(readouts_IF[:, j], y_I) for j in range(readouts_IF.shape[1])])
+    aucs = readout_aucs(readouts_IF, y_I)
     best: tuple[int, float, np.ndarray] | None = None
     for j in np.argsort(-aucs, kind="stable")[:READOUT_CANDIDATES]:
         order = np.argsort(-readouts_IF[:, j], kind="stable")

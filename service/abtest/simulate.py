@@ -24,7 +24,7 @@ from steerrec.bundle import TEST_INTERACTIONS, Bundle, BundleError
 from steerrec.metrics import hits_matrix, ranking_scores
 
 from ..experiments import Assignment
-from ..neurons import facet_mask
+from ..neurons import distinct_values, facet_mask
 
 Ranker = Callable[[int, Assignment], np.ndarray]
 
@@ -79,8 +79,8 @@ def concept_mask(metadata: dict[str, Any], spec: str) -> np.ndarray:
     if mask is None:
         raise ValueError(f"concept {spec!r}: no facet {facet!r} in the item metadata (facets: {sorted(facets)})")
     if not mask.any():
-        known = sorted({str(x) for v in facets[facet] for x in (v if isinstance(v, list) else [v])})
-        raise ValueError(f"concept {spec!r}: no item has {facet}={value} (values: {known[:40]})")
+        known = distinct_values(facets[facet])[:40]
+        raise ValueError(f"concept {spec!r}: no item has {facet}={value} (values: {known})")
     return mask
 
 
