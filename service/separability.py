@@ -63,8 +63,12 @@ class ProbeFilter(NamedTuple):
     filter_recall_change: float | None
     best_neuron: int | None
     """Of the neurons firing on at least half of the concept's items, the one whose filter leaves
-    the most users with none of it (None: no neuron fires on half of them)."""
+    the most users with none of it, of those the one dropping the fewest other items (None: no
+    neuron fires on half of them)."""
     best_none: float | None
+    best_fpr: float | None
+    """Share of the other items its filter drops: a neuron firing on most of the catalogue (a
+    popularity neuron) empties every list, at this price."""
     readout_neuron: int
     """Of the ``READOUT_CANDIDATES`` neurons whose read-out best separates the concept, the one
     that empties enough lists dropping the fewest other items, at whatever threshold that takes."""
@@ -83,20 +87,32 @@ class ProbeFilter(NamedTuple):
 
 def logistic_probe(x_NF: np.ndarray, y_N: np.ndarray, l2: float = 1e-2, max_steps: int = 100) -> np.ndarray:
     """Scores of a logistic regression of ``y`` on standardised ``x`` plus an intercept, fit by
-    Newton's method with a small L2 penalty (which keeps separable data from diverging)."""
+    Newton's method with a small L2 penalty. Each step is halved until the penalised loss falls:
+    on nearly separable data a full Newton step overshoots and the iterates diverge (seen on a
+    128-dimensional ML-1M embedding, where the undamped fit ended at AUC 0.67 instead of 0.99)."""
     x = np.asarray(x_NF, np.float64)
     x = (x - x.mean(0)) / np.where(x.std(0) > 0, x.std(0), 1.0)
     x = np.hstack([x, np.ones((len(x), 1))])
     y = np.asarray(y_N, np.float64)
+
+    def loss(w: np.ndarray) -> float:
+        s = x @ w
+        return float(np.logaddexp(0.0, s).sum() - y @ s + 0.5 * l2 * w @ w)
+
     w = np.zeros(x.shape[1])
+    current = loss(w)
     for _ in range(max_steps):
-        p = 1.0 / (1.0 + np.exp(-np.clip(x @ w, -50, 50)))
+        p = 0.5 * (1.0 + np.tanh(0.5 * (x @ w)))  # the logistic function, without overflow
         gradient = x.T @ (p - y) + l2 * w
         hessian = (x * (p * (1 - p))[:, None]).T @ x + l2 * np.eye(len(w))
         step = np.linalg.solve(hessian, gradient)
-        w -= step
-        if np.abs(step).max() < 1e-9:
+        decrement = float(gradient @ step)  # Newton decrement squared: the predicted fall, times 2
+        if decrement < 1e-12:
             break
+        t = 1.0
+        while (trial := loss(w - t * step)) > current - 0.25 * t * decrement and t > 1e-10:
+            t *= 0.5  # Armijo backtracking
+        w, current = w - t * step, trial
     return x @ w
 
 
@@ -178,17 +194,20 @@ def _none_left(ranker: Ranker, y_I: np.ndarray, dropped: np.ndarray) -> tuple[fl
     return float((~(y_I & shown)[top]).all(1).mean()), top
 
 
-def _best_neuron(engine: SteeringEngine, ranker: Ranker, y_I: np.ndarray) -> tuple[int | None, float | None]:
+def _best_neuron(engine: SteeringEngine, ranker: Ranker,
+                 y_I: np.ndarray) -> tuple[int | None, float | None, float | None]:
     """Whether another neuron than the slug's would filter the concept better: tries every neuron
-    that fires on at least half of its items (one firing on fewer leaves too much of it behind)."""
-    best: tuple[int | None, float | None] = (None, None)
+    that fires on at least half of its items (one firing on fewer leaves too much of it behind).
+    (neuron, share of users with none, FPR); equal shares go to the neuron dropping fewer others."""
+    best: tuple[int | None, float | None, float | None] = (None, None, None)
     for j in range(engine.n_latents):
         rows = engine.catalog.items_by_neuron.row(j)[0]
         if 2 * y_I[rows].sum() < y_I.sum():
             continue
         none = _none_left(ranker, y_I, rows)[0]
-        if best[1] is None or none > best[1]:
-            best = (j, none)
+        fpr = float(_mask(len(y_I), rows)[~y_I].mean())
+        if best[1] is None or (none, -fpr) > (best[1], -best[2]):
+            best = (j, none, fpr)
     return best
 
 

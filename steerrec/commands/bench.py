@@ -106,13 +106,13 @@ def run_separability(args: argparse.Namespace) -> int:
     k = args.k
     dash = lambda x: "-" if x is None else x
     named = lambda j: "-" if j is None else f"{j} ({engine.catalog.label(j) or 'unlabelled'})"
-    rows = [[r.concept, dash(r.filter_none), dash(r.filter_recall_change), named(r.best_neuron), dash(r.best_none),
+    rows = [[r.concept, dash(r.filter_none), dash(r.filter_recall_change), named(r.best_neuron), dash(r.best_none), dash(r.best_fpr),
              named(r.readout_neuron), r.readout_fpr, r.readout_recall_change,
              r.dropped, r.recall, r.fpr, r.none, r.recall_change]
             for r in probe_filters(engine, args.facet, k=k, users=args.users, none_share=args.none_share)]
     print()
     print(markdown_table(["concept", "filter: users with none", f"filter: Recall@{k} change", "best neuron",
-                          "best neuron: users with none", "best read-out", "best read-out: FPR",
+                          "best neuron: users with none", "best neuron: FPR", "best read-out", "best read-out: FPR",
                           f"best read-out: Recall@{k} change", "probe: items dropped", "probe: recall", "probe: FPR",
                           "probe: users with none", f"probe: Recall@{k} change"], rows, digits=3))
     print(f"\nIn top-{k} lists of {args.users or len(engine.user_ids)} users: filter=SLUG against the fewest of "
@@ -120,7 +120,8 @@ def run_separability(args: argparse.Namespace) -> int:
           "of the concept (found by bisection). Where the probe does it with a low FPR and the filter does not, "
           "the embedding separates the concept and the SAE's neuron is what falls short. Best neuron: of the "
           "neurons firing on at least half of the concept's items, the one whose filter leaves the most users "
-          "with none (whether another neuron than the slug's would do). Best read-out: of the "
+          "with none, ties going to the one dropping fewer other items (whether another neuron than the slug's "
+          "would do, and at what FPR). Best read-out: of the "
           f"{READOUT_CANDIDATES} neurons whose pre-activation separates the concept best, the one that empties "
           "as many lists dropping the fewest other items, at whatever threshold that takes (filter=J:>T drops a "
           "head of the items sorted by J's pre-activation).")
