@@ -107,17 +107,11 @@ def test_probe_filter_is_the_fewest_probe_items_that_empty_enough_lists():
         candidates = {j: users_with_none(member, rows) for j, rows in neurons.items()
                       if member[rows].sum() >= member.sum() / 2}
         assert r.best_none == max(candidates.values()) == candidates[r.best_neuron]
-        fprs = {j: _mask_of(len(member), neurons[j])[~member].mean() for j in candidates}
+        fprs = {j: np.isin(np.arange(len(member)), neurons[j])[~member].mean() for j in candidates}
         assert r.best_fpr == fprs[r.best_neuron] == min(fprs[j] for j, none in candidates.items() if none == r.best_none)
         assert filters[0].neuron not in candidates or r.best_none >= r.filter_none
         # Planted genres are linear directions: the probe empties the lists dropping little else.
         assert r.fpr < 0.05
-
-
-def _mask_of(n: int, rows: np.ndarray) -> np.ndarray:
-    mask = np.zeros(n, bool)
-    mask[rows] = True
-    return mask
 
 
 def test_a_neurons_filter_drops_a_head_of_its_readout_order_at_every_threshold():
