@@ -83,7 +83,8 @@ class NeuronCatalog:
         self.stats = stats
         self.items_by_neuron = items_by_neuron
         self.item_ids, self.titles, self.facets = item_ids, titles, facets or {}
-        self.slug_to_id = {r.slug: r.id for r in self.records} if self.records else {}
+        # A neuron answers to its slug and its aliases (plain concept slugs no other neuron owns).
+        self.slug_to_id = {name: r.id for r in self.records or () for name in (r.slug, *r.aliases)}
         self._summaries = [self._summary(j) for j in range(n_latents)]
         self._labelled: dict[int, np.ndarray | None] = {}
 
@@ -93,6 +94,9 @@ class NeuronCatalog:
 
     def slug(self, j: int) -> str | None:
         return self.records[j].slug if self.records else None
+
+    def aliases(self, j: int) -> list[str]:
+        return list(self.records[j].aliases) if self.records else []
 
     def label(self, j: int) -> str:
         return self.records[j].label if self.records else f"neuron {j}"
@@ -130,7 +134,7 @@ class NeuronCatalog:
         r = self.records[j] if self.records else None
         status = r.status if r else ("dead" if self.stats.dead[j] else "ok")
         return {
-            "id": j, "label": self.label(j), "slug": self.slug(j),
+            "id": j, "label": self.label(j), "slug": self.slug(j), "aliases": self.aliases(j),
             "confidence": r.confidence if r else None, "prefix": r.prefix if r else None,
             "status": status, "parent": r.parent if r else None,
             "activation_scale": float(self.stats.activation_scale[j]),
@@ -143,20 +147,23 @@ class NeuronCatalog:
         return self._summaries[j]
 
     def search(self, query: str | None, limit: int, offset: int) -> tuple[int, list[dict[str, Any]]]:
-        """Neurons whose label or slug contains ``query`` (case-insensitive); exact slug and
-        label-prefix matches first, then by confidence. No query: all neurons by id."""
+        """Neurons whose label, slug or an alias contains ``query`` (case-insensitive); exact slug
+        or alias and label-prefix matches first, then by confidence. No query: all neurons by id."""
         if not query:
             hits = list(range(self.n_latents))
         else:
             q = query.strip().lower()
 
+            def names(j: int) -> list[str]:
+                return [self.slug(j) or "", *self.aliases(j)]
+
             def rank(j: int) -> tuple:
-                label, slug = self.label(j).lower(), (self.slug(j) or "")
+                label = self.label(j).lower()
                 conf = self._summaries[j]["confidence"] or 0.0
-                return (slug != q, label != q, not label.startswith(q), -conf, j)
+                return (q not in names(j), label != q, not label.startswith(q), -conf, j)
 
             hits = sorted((j for j in range(self.n_latents)
-                           if q in self.label(j).lower() or q in (self.slug(j) or "")), key=rank)
+                           if q in self.label(j).lower() or any(q in name for name in names(j))), key=rank)
         return len(hits), [self._summaries[j] for j in hits[offset:offset + limit]]
 
     def top_items(self, j: int, n: int = TOP_ITEMS) -> list[dict[str, Any]]:
@@ -182,7 +189,8 @@ class NeuronCatalog:
     def detail(self, j: int) -> dict[str, Any]:
         extra = {}
         if self.records:  # fields neurons.json may grow beyond the contract, passed through
-            known = {"id", "label", "slug", "confidence", "prefix", "status", "top_items", "concepts", "parent"}
+            known = {"id", "label", "slug", "aliases", "confidence", "prefix", "status", "top_items", "concepts",
+                     "parent"}
             extra = {k: v for k, v in self.records[j].model_dump().items() if k not in known}
         return {**self._summaries[j], "top_items": self.top_items(j), "concepts": self.concepts(j),
                 "concepts_source": "neurons.json" if self.records and self.records[j].concepts else "item metadata",

@@ -97,6 +97,8 @@ class NeuronSummary(_Model):
     id: int
     label: str
     slug: str | None
+    aliases: list[str] = Field(description="More steer targets for this neuron: plain concept slugs no other "
+                                           "neuron owns that its two-concept label names")
     confidence: float | None
     prefix: int | None = Field(description="Matryoshka level")
     status: str

@@ -1,7 +1,8 @@
 """How well steering by a concept's neuron moves recommendations to (or away from) that concept.
 
-For every value of a facet (every genre, say), the neuron that owns its plain slug (the one
-``steer=horror`` moves; the labeller gives it to the neuron that best names the concept) is
+For every value of a facet (every genre, say), the neuron its plain slug resolves to (the one
+``steer=horror`` moves; the labeller gives the slug to the neuron that best names the concept, or
+as an alias to a two-concept neuron when no neuron owns it) is
 boosted at each strength for every user at once, with the service's own semantics
 (``steer=SLUG:+V``: the activation rises by V activation scales, the SAE error term is kept), and
 the items it fires on are filtered (``filter=SLUG``). Reported per concept: the share of the concept in users' top-K
@@ -41,7 +42,7 @@ class SteeringBenchConfig:
 class ConceptResult(NamedTuple):
     concept: str
     neuron: int | None
-    """The neuron owning the concept's plain slug (None: no such slug)."""
+    """The neuron the concept's plain slug resolves to, as its slug or an alias (None: neither)."""
     slug: str | None
     base_share: float
     """Mean share of the concept in unsteered top-K lists."""
@@ -114,7 +115,7 @@ def run_steering_bench(engine: SteeringEngine, cfg: SteeringBenchConfig) -> list
     for value in values:
         mask = concept_mask(meta, f"{cfg.facet}={value}")
         base_share = float(mask[base_top].mean())
-        slug = slugify(value)  # what steer=<concept> means: the neuron owning the concept's plain slug
+        slug = slugify(value)  # what steer=<concept> means: the neuron answering to the plain slug
         j = engine.catalog.slug_to_id.get(slug)
         if j is None:
             results.append(ConceptResult(value, None, None, base_share, {}, None))

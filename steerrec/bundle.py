@@ -11,9 +11,10 @@ import hashlib
 import json
 import os
 import tempfile
+from collections import Counter
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -117,6 +118,9 @@ class NeuronRecord(BaseModel):
     label: str
     slug: str = Field(pattern=SLUG_PATTERN)
     """Unique, usable as a steer target: ``steer=<slug>:+2``."""
+    aliases: list[Annotated[str, Field(pattern=SLUG_PATTERN)]] = []
+    """More targets for this neuron, unique across every slug and alias: plain concept slugs that
+    no neuron owns but this neuron's two-concept label names."""
     confidence: float = Field(ge=0.0, le=1.0)
     prefix: int = Field(ge=0)
     """Matryoshka level (0 = the first, most general prefix)."""
@@ -355,7 +359,7 @@ class Bundle:
         return indptr, indices
 
     def neurons(self) -> list[NeuronRecord]:
-        """``neurons.json``, validated: ids 0..n_latents-1 in order, unique slugs."""
+        """``neurons.json``, validated: ids 0..n_latents-1 in order, unique slugs and aliases."""
         path = self.path(NEURONS)
         raw = self.json(NEURONS)
         if not isinstance(raw, list):
@@ -367,10 +371,10 @@ class Bundle:
         n_latents = (self.manifest.sae or {}).get("n_latents", len(records))
         if [r.id for r in records] != list(range(n_latents)):
             raise BundleError(f"{path}: expected one record per latent, ids 0..{n_latents - 1} in order")
-        slugs = [r.slug for r in records]
-        if len(set(slugs)) != len(slugs):
-            dup = sorted({s for s in slugs if slugs.count(s) > 1})[:5]
-            raise BundleError(f"{path}: slugs must be unique; repeated: {dup}")
+        names = Counter(name for r in records for name in (r.slug, *r.aliases))
+        dup = sorted(name for name, count in names.items() if count > 1)[:5]
+        if dup:
+            raise BundleError(f"{path}: slugs and aliases must be unique; repeated: {dup}")
         return records
 
     def item_metadata(self) -> dict[str, Any]:

@@ -8,7 +8,7 @@ import pytest
 from steerrec import bundle as B
 
 
-def _make(tmp_path, n_users=4, n_items=3, dim=2):
+def _make(tmp_path, n_users=4, n_items=3, dim=2, neurons=None):
     w = B.BundleWriter.create(
         tmp_path / "b",
         B.DatasetInfo(name="toy", n_users=n_users, n_items=n_items, n_train_interactions=2),
@@ -21,6 +21,8 @@ def _make(tmp_path, n_users=4, n_items=3, dim=2):
     w.add_array(B.ITEM_BIAS, np.zeros(n_items, np.float32))
     w.add_npz(B.TRAIN_INTERACTIONS, indptr=np.array([0, 1, 2, 2, 2]), indices=np.array([0, 2], np.int32))
     w.add_json(B.ITEM_METADATA, {"title": ["a", "b", "c"], "facets": {}})
+    if neurons is not None:
+        w.add_json(B.NEURONS, neurons)
     return w.commit()
 
 
@@ -78,3 +80,18 @@ def test_wrong_shapes_are_refused(tmp_path):
     w.commit()
     with pytest.raises(B.BundleError, match=r"user_factors\.npy: expected float32 \[4, 2\]"):
         B.Bundle.open(root).factors()
+
+
+def _neuron(i, slug, aliases=()):
+    return {"id": i, "label": slug, "slug": slug, "aliases": list(aliases), "confidence": 0.9, "prefix": 0}
+
+
+def test_neuron_slugs_and_aliases_load_and_must_be_unique_together(tmp_path):
+    ok = B.Bundle.open(_make(tmp_path, neurons=[_neuron(0, "animation", ["childrens"]), _neuron(1, "drama")]))
+    assert [(r.slug, r.aliases) for r in ok.neurons()] == [("animation", ["childrens"]), ("drama", [])]
+    clash = B.Bundle.open(_make(tmp_path / "x", neurons=[_neuron(0, "animation", ["drama"]), _neuron(1, "drama")]))
+    with pytest.raises(B.BundleError, match=r"neurons\.json: slugs and aliases must be unique; repeated: \['drama'\]"):
+        clash.neurons()
+    bad = B.Bundle.open(_make(tmp_path / "y", neurons=[_neuron(0, "animation", ["Not A Slug"]), _neuron(1, "drama")]))
+    with pytest.raises(B.BundleError, match=r"neurons\.json: invalid neuron record"):
+        bad.neurons()

@@ -12,7 +12,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     bench = p.add_subparsers(dest="bench_command", metavar="BENCHMARK", required=True)
     s = bench.add_parser(
         "steering", help="share of each concept in top-K as its neuron is boosted, and after filtering",
-        description="For every value of a facet (every genre by default), boost the neuron owning its slug "
+        description="For every value of a facet (every genre by default), boost the neuron its slug names "
                     "for all users (steer=SLUG:+V at each strength) and filter its items (filter=SLUG); print "
                     "the concept's share of the top-K, the fraction of users at the target share, and the "
                     "Recall@K cost on the held-out test set. Needs neurons.json (steerrec interpret).")

@@ -11,7 +11,7 @@ from steerrec.service.engine import (
     UnknownItem,
     UnknownUser,
 )
-from steerrec.service.neurons import NeuronCatalog
+from steerrec.service.neurons import NeuronCatalog, UnknownNeuron
 from steerrec.service.steering import SpecError
 
 from steerrec.bundle import (
@@ -241,6 +241,20 @@ def test_a_qualified_label_counts_the_items_with_both_concepts(engine):
                             engine.catalog.items_by_neuron, engine.item_ids[:4], engine.titles[:4], facets)
     assert catalog.labelled_items(0).tolist() == [True, True, False, False]  # Horror of the 1980s, any case
     assert catalog.labelled_items(1) is None  # no popularity facet in the metadata
+
+
+def test_an_alias_resolves_to_its_neuron_and_is_found_by_search(engine):
+    records = [r.model_copy() for r in engine.bundle.neurons()]
+    records[3] = NeuronRecord(**{**records[3].model_dump(), "aliases": ["made-up-genre"]})
+    catalog = NeuronCatalog(engine.n_latents, records, engine.stats, engine.catalog.items_by_neuron,
+                            engine.item_ids, engine.titles, {})
+    assert catalog.resolve("made-up-genre") == catalog.resolve("Made-Up-Genre") == 3
+    assert catalog.resolve(records[3].slug) == 3
+    total, hits = catalog.search("made-up-genre", 5, 0)
+    assert (total, hits[0]["id"], hits[0]["aliases"]) == (1, 3, ["made-up-genre"])
+    assert catalog.summary(0)["aliases"] == []
+    with pytest.raises(UnknownNeuron, match="did you mean made-up-genre"):
+        catalog.resolve("made-up-genr")
 
 
 def test_promoted_item_score_moves_by_the_decoder_direction(graphs):

@@ -7,7 +7,9 @@ concept slug (``horror``) goes to the neuron that best *means* that concept (pur
 items plus the point-biserial correlation of its activation with the concept over the whole
 catalogue), and every other neuron labelled with it gets a longer, still readable slug
 (``horror-1980s``, ``horror-2``). Unlabelled and dead neurons get ``n<id>`` so that no slug ever
-claims a meaning the data does not back.
+claims a meaning the data does not back. A plain slug that no neuron owns but a two-concept label
+names (``childrens`` for a "Children's & Animation" neuron that owns ``animation``) becomes that
+neuron's alias, so every concept the labels name can be steered by its plain slug.
 """
 
 from __future__ import annotations
@@ -185,37 +187,47 @@ def _safe(slug: str, facet: str) -> str:
     return f"{facet}-{slug}" if re.fullmatch(r"n?\d+", slug) else slug
 
 
-def assign_slugs(namings: list[Naming], al: Alignment, cm: ConceptMatrix) -> list[str]:
-    """Unique slugs: each concept's plain slug goes to the neuron naming it with the best score +
-    point-biserial correlation; the rest get ``<primary>-<qualifier>`` or ``<primary>-2``, ``-3``...
-    by the same rank. The correlation rewards a neuron whose activation separates the concept from
-    the rest of the catalogue (a general Romance neuron) over one that fires on a corner of it."""
-    n = len(namings)
-    slug_of = {j: _safe(c.slug, c.facet) for j, c in enumerate(cm.concepts)}
+def _plain_slugs(cm: ConceptMatrix) -> dict[int, str]:
+    return {j: _safe(c.slug, c.facet) for j, c in enumerate(cm.concepts)}
 
-    def owner_score(latent: int, concept: int) -> float:
-        # Popularity labels come from a correlation, not purity: rank those by it.
-        fit = namings[latent].confidence if cm.concepts[concept].facet == POPULARITY else al.score[latent, concept]
-        return float(fit + max(float(al.point_biserial[latent, concept]), 0.0))
 
+def _owner_pairs(namings: list[Naming], al: Alignment, cm: ConceptMatrix) -> list[tuple[float, int, int]]:
+    """(score, neuron, concept) for every concept an ok neuron's label names, best first. The
+    score, purity of the top items + point-biserial correlation, rewards a neuron whose activation
+    separates the concept from the rest of the catalogue (a general Romance neuron) over one that
+    fires on a corner of it."""
     pairs = []
     for i, nm in enumerate(namings):
-        if nm.status == OK:
-            # "Children's & Animation" may own either plain slug; "Horror (1980s)" is about Horror
-            # and must not become what steer=1980s means.
-            same_facet = nm.qualifier is not None and cm.concepts[nm.qualifier].facet == cm.concepts[nm.primary].facet
-            for c in (nm.primary, nm.qualifier if same_facet else None):
-                if c is not None:
-                    pairs.append((owner_score(i, c), i, c))
+        if nm.status != OK:
+            continue
+        # "Children's & Animation" names both genres; "Horror (1980s)" is about Horror and must not
+        # become what steer=1980s means.
+        same_facet = nm.qualifier is not None and cm.concepts[nm.qualifier].facet == cm.concepts[nm.primary].facet
+        for c in (nm.primary, nm.qualifier if same_facet else None):
+            if c is not None:
+                # Popularity labels come from a correlation, not purity: rank those by it.
+                fit = nm.confidence if cm.concepts[c].facet == POPULARITY else al.score[i, c]
+                pairs.append((float(fit + max(float(al.point_biserial[i, c]), 0.0)), i, c))
+    return sorted(pairs, key=lambda t: (-t[0], t[1], t[2]))
+
+
+def assign_slugs(namings: list[Naming], al: Alignment, cm: ConceptMatrix) -> list[str]:
+    """Unique slugs: each concept's plain slug goes to the neuron naming it with the best owner
+    score (``_owner_pairs``); the rest get ``<primary>-<qualifier>`` or ``<primary>-2``, ``-3``...
+    by the same rank."""
+    n = len(namings)
+    slug_of = _plain_slugs(cm)
+    pairs = _owner_pairs(namings, al, cm)
+    score_of = {(i, c): score for score, i, c in pairs}
     slugs: list[str | None] = [None] * n
     taken: set[str] = {f"n{i}" for i in range(n)}
     # Best (neuron, concept) pairs first; a neuron holds one plain slug at most.
-    for _, i, c in sorted(pairs, key=lambda t: (-t[0], t[1], t[2])):
+    for _, i, c in pairs:
         if slugs[i] is None and slug_of[c] not in taken:
             slugs[i] = slug_of[c]
             taken.add(slug_of[c])
     rest = [i for i, nm in enumerate(namings) if nm.status == OK and slugs[i] is None]
-    rest.sort(key=lambda i: (-owner_score(i, namings[i].primary), i))
+    rest.sort(key=lambda i: (-score_of[i, namings[i].primary], i))
     for i in rest:
         nm = namings[i]
         base = slug_of[nm.primary]
@@ -227,6 +239,20 @@ def assign_slugs(namings: list[Naming], al: Alignment, cm: ConceptMatrix) -> lis
         slugs[i] = slug
         taken.add(slug)
     return [s if s is not None else f"n{i}" for i, s in enumerate(slugs)]
+
+
+def assign_aliases(namings: list[Naming], slugs: list[str], al: Alignment, cm: ConceptMatrix) -> list[list[str]]:
+    """Per neuron, the plain slugs it answers to besides its own: those of concepts its label names
+    that no neuron owns (the second genre of "Children's & Animation" when the neuron owns the
+    first), each given to the best-scoring neuron naming it."""
+    slug_of = _plain_slugs(cm)
+    taken = set(slugs)
+    aliases: list[list[str]] = [[] for _ in namings]
+    for _, i, c in _owner_pairs(namings, al, cm):
+        if slug_of[c] not in taken:
+            aliases[i].append(slug_of[c])
+            taken.add(slug_of[c])
+    return aliases
 
 
 def concept_distribution(al: Alignment, cm: ConceptMatrix, latent: int, k: int, size: int) -> list[dict]:
@@ -260,9 +286,10 @@ def concept_stats(al: Alignment, latent: int, concept: int) -> dict[str, float]:
 def build_records(namings: list[Naming], slugs: list[str], al: Alignment, cm: ConceptMatrix, level_L: np.ndarray,
                   item_ids: list[str], titles: list[str], cfg: LabelConfig) -> list[dict[str, Any]]:
     """``neurons.json`` rows: the NeuronRecord fields plus the alignment figures of the label."""
+    aliases = assign_aliases(namings, slugs, al, cm)
     records = []
     for i, (nm, slug) in enumerate(zip(namings, slugs)):
-        rec: dict[str, Any] = {"id": i, "label": nm.label, "slug": slug,
+        rec: dict[str, Any] = {"id": i, "label": nm.label, "slug": slug, "aliases": aliases[i],
                                "confidence": round(min(max(nm.confidence, 0.0), 1.0), 4),
                                "prefix": int(level_L[i]), "status": nm.status,
                                "top_items": top_items(al, i, cfg.top_items, item_ids, titles),

@@ -175,3 +175,38 @@ def test_a_popularity_neuron_whose_top_items_share_a_genre_is_labelled_popular()
     assert (namings[0].label, slugs[0]) == ("Popular", "popular")
     assert namings[0].confidence == pytest.approx(pop_corr[0], abs=1e-6)
     assert pop_corr[1] >= 0.4 and namings[1].label == "Comedy"
+
+
+def _two_genre_catalogue(pure_animation: bool):
+    """40 Children's films (the first 10 also Animation), 20 more Animation films, 20 Drama; neuron 0
+    fires on the 10 Children's-and-Animation films, neuron 1 on Drama, neuron 2 (when asked) on
+    every Animation film."""
+    genre = [["Children's", "Animation"]] * 10 + [["Children's"]] * 30 + [["Animation"]] * 20 + [["Drama"]] * 20
+    meta = {"title": [str(i) for i in range(80)], "facets": {"genre": genre}}
+    cm = CO.item_concepts(meta, np.ones(80), min_support=5)
+    z = np.zeros((80, 3), np.float32)
+    z[:10, 0] = np.linspace(3, 2, 10)
+    z[60:, 1] = np.linspace(3, 2, 20)
+    if pure_animation:
+        z[np.r_[40:60, :10], 2] = np.linspace(3, 2, 30)  # Animation-only films first
+    al = AL.align(z, cm.matrix_IC)
+    alive = (z > 0).any(0)
+    namings, slugs = LB.label_neurons(al, cm, CO.narrower_than(cm), alive, LB.LabelConfig())
+    records = LB.build_records(namings, slugs, al, cm, np.zeros(3, int), meta["title"], meta["title"],
+                               LB.LabelConfig())
+    return namings, slugs, records
+
+
+def test_a_two_genre_neuron_answers_to_the_plain_slug_no_one_else_owns():
+    namings, slugs, records = _two_genre_catalogue(pure_animation=False)
+    assert namings[0].label in ("Children's & Animation", "Animation & Children's")
+    assert sorted([slugs[0], *records[0]["aliases"]]) == ["animation", "childrens"]
+    assert records[1]["aliases"] == [] and slugs[1] == "drama"
+    for rec in records:
+        NeuronRecord.model_validate(rec)
+
+
+def test_no_alias_for_a_plain_slug_another_neuron_owns():
+    namings, slugs, records = _two_genre_catalogue(pure_animation=True)
+    assert (namings[2].label, slugs[2]) == ("Animation", "animation")
+    assert slugs[0] == "childrens" and records[0]["aliases"] == []
