@@ -64,10 +64,10 @@ def test_sub_genres_appear_in_later_prefixes(demo_sae):
 
 def test_demo_sae_is_faithful_and_mostly_alive(demo_sae):
     _, _, m = demo_sae
-    # Measured 0.904 / 0.941 and RBO 0.888 (SAE seeds 0, 1, 2 alike). Users mix genre, decade and
-    # blockbuster tastes (issue 9 planted the last two as tastes), more than k = 8 latents cover:
-    # on the catalogue before that, 0.98 / 0.985 and RBO 0.94 (docs/results.md).
-    assert m["ev_users"] >= 0.88 and m["ev_items"] >= 0.92
+    # Measured 0.880 to 0.883 / 0.929 to 0.930 and RBO 0.868 to 0.872 (SAE seeds 0 to 4). Users mix
+    # genre, decade and blockbuster tastes (issue 9 planted the last two as tastes), more than k = 6
+    # latents cover; k = 8 reconstructs better (0.904 / 0.941) but isolates fewer sub-genres.
+    assert m["ev_users"] >= 0.87 and m["ev_items"] >= 0.92
     assert m["rbo@30"] >= 0.85 and abs(m["recall@20_change"]) <= 0.02
     assert m["dead_fraction"] <= 0.15
     assert m["l0"] == pytest.approx(DEMO_SAE["k"], abs=0.05)

@@ -3,7 +3,7 @@
 The module fixture builds the bundle `steerrec demo` builds, in a temporary directory: the
 default synthetic data, MF with 24 ALS sweeps (the count the demo's early stopping picks on this
 data, fixed here to skip its validation probe: the factors are identical), and the demo's
-Matryoshka SAE (128 latents, prefixes 16/32/64/128, k = 8, 2000 steps); about 50 s on one thread.
+Matryoshka SAE (128 latents, prefixes 16/32/64/128, k = 6, 3000 steps); about 60 s on one thread.
 The slow test repeats the genre checks with `steerrec sae` defaults.
 """
 
