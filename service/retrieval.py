@@ -5,8 +5,10 @@ The index holds ``[v_i, b_i]`` per item, so the inner product with ``[u', 1]`` i
 set of items: filtered and seen items are excluded from the search (by over-fetching and dropping
 them when they are few or the index is on a GPU, which ignores selectors; by a FAISS ID selector
 otherwise), promoted items are excluded too and ranked on their own by their boosted score, and
-the two candidate lists are merged. On a flat index a promote of a quarter of the catalogue or more
-is instead ranked from one pass over every item, which its boosted scores need anyway. Every candidate is finally rescored in float64 numpy and sorted
+the two candidate lists are merged. On a flat CPU index a promote is instead ranked from one pass
+over every item (a float32 matrix-vector product), which beats the search-and-merge at every size
+measured (benchmarks/retrieval_scale.py); on a GPU only a promote of a quarter of the catalogue or
+more is, since its boosted scores need every item anyway. Every candidate is finally rescored in float64 numpy and sorted
 by (score desc, row asc), so with a flat index the answer equals brute-force numpy on the steered
 embeddings, ties included.
 """
@@ -119,7 +121,7 @@ class ItemIndex:
                 excluded[exclude] = True
                 keep = ~excluded[boost_ids]
                 boost_ids, boost_deltas = boost_ids[keep], boost_deltas[keep]
-            if self.exact and 4 * len(boost_ids) >= self.n_items:
+            if self.exact and (self.gpu_index is None or 4 * len(boost_ids) >= self.n_items):
                 return self._full_scan(query_D, k, exclude, boost_ids, boost_deltas)
             blocked = np.concatenate([exclude, boost_ids])
         query32 = np.zeros((1, self.query_width), np.float32)  # [u', 1] (flat) or [u', 1, 0] (L2 transform)
@@ -136,9 +138,9 @@ class ItemIndex:
 
     def _full_scan(self, query_D: np.ndarray, k: int, exclude: np.ndarray, boost_ids: np.ndarray,
                    boost_deltas: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Top-k from one pass over every item. A promote of a large group needs every item's
-        score anyway (see ``_top_boosted``); ranking from that pass is exact on a flat index and
-        saves the index search with its selector, half the cost of such a request."""
+        """Top-k from one pass over every item, exact on a flat index: it saves the index search
+        (with a selector or an over-fetch, since the promoted items must be kept out of it) and the
+        separate ranking of the promoted items."""
         pre = self.vectors @ query_D.astype(np.float32)
         pre += self.bias
         pre[boost_ids] += boost_deltas.astype(np.float32)

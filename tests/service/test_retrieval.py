@@ -60,6 +60,22 @@ def test_promoting_a_large_group_ranks_from_one_pass_and_equals_brute_force():
     assert index.gpu_index.calls == 0
 
 
+def test_any_promote_on_a_cpu_flat_index_ranks_from_one_pass(monkeypatch):
+    index, rng = make_index(n=400)
+    searches = []
+    raw_search = ItemIndex._raw_search
+    monkeypatch.setattr(ItemIndex, "_raw_search", staticmethod(lambda *a: searches.append(1) or raw_search(*a)))
+    for case in range(100):
+        query = rng.normal(size=index.dim)
+        boosts = random_boosts(rng, index.n_items)  # 1 to 59 items, far below a quarter
+        exclude = rng.choice(index.n_items, size=int(rng.integers(0, 300)), replace=True)
+        rows, _ = index.top_k(query, 20, exclude, boosts)
+        assert rows.tolist() == brute(index, query, 20, exclude, boosts), case
+    assert searches == []
+    index.top_k(rng.normal(size=index.dim), 20, np.arange(5), Boosts.empty())
+    assert searches == [1]  # without a promote the index answers
+
+
 def test_fewer_items_than_k_and_everything_excluded():
     index, rng = make_index(n=50)
     query = rng.normal(size=index.dim)
