@@ -215,8 +215,12 @@ export function createSteering(ctx) {
     try {
       const before = base(state);
       const after = state.interventions.length ? getJSON('recommend', params, { signal: controller.signal }) : before;
-      const [unsteered, steered] = await Promise.all([before, after]);
+      // Both settle before either error is shown, the unsteered one first: with a bad user and a
+      // bad steer, the user's 404 is the error to show whichever response comes back first.
+      const [baseOutcome, steeredOutcome] = await Promise.allSettled([before, after]);
       if (mine !== sequence) return;
+      for (const outcome of [baseOutcome, steeredOutcome]) if (outcome.status === 'rejected') throw outcome.reason;
+      const [unsteered, steered] = [baseOutcome.value, steeredOutcome.value];
       const d = diffRankings(unsteered.items, steered.items);
       renderRanking(unsteeredEl, d.unsteered);
       renderRanking(steeredEl, d.steered);
