@@ -5,9 +5,11 @@ isotropic noise) with a popularity bias term. A steered query is the shape of an
 u' = u + dz * W_dec[j] * scale: the user vector plus twice a typical user norm along a unit
 direction, either a "concept" (one cluster's centre, as a genre neuron's decoder row would be) or a
 random direction (an adversarial case for graph and cluster indexes). Every query also excludes 50
-random "seen" items. A fourth workload promotes, unsteered, the items of four clusters (~6% of the
-catalogue, as a genre neuron's items) by a quarter of the spread of scores, which the flat index on a
-CPU ranks from one pass over the items and the others by search and merge. For each
+random "seen" items. Two more workloads promote, unsteered, the items of four clusters (~6% of the
+catalogue, as a genre neuron's items) by a quarter of the spread of scores, and a single item by the
+whole spread: on a CPU the flat index ranks the group from one pass over the items and the single
+item by search and merge (ItemIndex.promote_scans), the approximate indexes both by search and
+merge. For each
 catalogue size the script builds the service's ItemIndex as flat (exact) and as the approximate
 kinds, then reports build time, single-query QPS (as served: one query per call) and recall@10 of
 the approximate answers against the exact ones.
@@ -67,14 +69,15 @@ def queries(users: np.ndarray, n_items: int, steer: str, centers: np.ndarray, se
     return out
 
 
-def promoted_group(items: np.ndarray, bias: np.ndarray, users: np.ndarray, centers: np.ndarray) -> Boosts:
+def promotes(items: np.ndarray, bias: np.ndarray, users: np.ndarray, centers: np.ndarray) -> dict[str, Boosts]:
     """The items closest to four cluster centres (~6% of them), each raised by a quarter of the
-    standard deviation of users' scores."""
+    standard deviation of users' scores; and one item raised by the whole standard deviation."""
     n_clusters = 4
     nearest = np.argmax(items @ centers.T, axis=1)
     ids = np.flatnonzero(nearest < n_clusters).astype(np.int64)
     spread = float(np.std(users[:50] @ items[:5000].T + bias[:5000]))
-    return Boosts(ids, np.full(len(ids), 0.25 * spread))
+    return {"promote ~6%": Boosts(ids, np.full(len(ids), 0.25 * spread)),
+            "promote 1 item": Boosts(np.array([len(items) // 2], np.int64), np.array([spread]))}
 
 
 def run(index: ItemIndex, qs, boosts: Boosts) -> tuple[float, list[list[int]]]:
@@ -108,9 +111,9 @@ def main() -> None:
         items, bias, users, centers = synthetic(n, args.queries)
         workloads = {name: queries(users, n, steer, centers) for name, steer in
                      (("unsteered", "none"), ("steered: concept", "concept"), ("steered: random", "random"))}
-        workloads["promote ~6%"] = workloads["unsteered"]
-        group = promoted_group(items, bias, users, centers)
-        boosts = {name: group if name == "promote ~6%" else Boosts.empty() for name in workloads}
+        promoted = promotes(items, bias, users, centers)
+        workloads |= {name: workloads["unsteered"] for name in promoted}
+        boosts = {name: promoted.get(name, Boosts.empty()) for name in workloads}
         exact_config = ServiceConfig(flat_index_max_items=n)
         started = time.perf_counter()
         exact = ItemIndex(items, bias, exact_config, runtime)
