@@ -6,9 +6,9 @@ set of items: filtered and seen items are excluded from the search (by over-fetc
 them when they are few or the index is on a GPU, which ignores selectors; by a FAISS ID selector
 otherwise), promoted items are excluded too and ranked on their own by their boosted score, and
 the two candidate lists are merged. On a flat CPU index a promote is instead ranked from one pass
-over every item (a float32 matrix-vector product), which beats the search-and-merge at every size
-measured (benchmarks/retrieval_scale.py); on a GPU only a promote of a quarter of the catalogue or
-more is, since its boosted scores need every item anyway. Every candidate is finally rescored in float64 numpy and sorted
+over every item (a float32 matrix-vector product) when that is cheaper (``promote_scans``); on a
+GPU only a promote of a quarter of the catalogue or more is, since its boosted scores need every
+item anyway. Every candidate is finally rescored in float64 numpy and sorted
 by (score desc, row asc), so with a flat index the answer equals brute-force numpy on the steered
 embeddings, ties included.
 """
@@ -30,6 +30,13 @@ GPU_MAX_K = 2048
 OVERFETCH_MAX_BLOCKED = 256
 """Up to this many blocked rows, a flat search over-fetches and drops them (cheaper than building a
 FAISS ID selector per request); beyond, a selector skips them inside the search."""
+SCAN_EVERY_PROMOTE_MAX_ITEMS = 32_768
+"""Up to this many items, one pass over them beats FAISS's search plus the promoted items' own
+ranking for any promote, even of one item (docs/api.md, "Retrieval at scale")."""
+SCAN_PROMOTE_MIN_SHARE = 1 / 128
+"""Beyond, a promote is ranked from one pass once its group is at least this share of the
+catalogue; a smaller group is cheaper to gather, rank and keep out of FAISS's search, which is
+faster than the pass over a large catalogue."""
 
 
 @dataclass(frozen=True)
@@ -121,7 +128,7 @@ class ItemIndex:
                 excluded[exclude] = True
                 keep = ~excluded[boost_ids]
                 boost_ids, boost_deltas = boost_ids[keep], boost_deltas[keep]
-            if self.exact and (self.gpu_index is None or 4 * len(boost_ids) >= self.n_items):
+            if self.promote_scans(len(boost_ids)):
                 return self._full_scan(query_D, k, exclude, boost_ids, boost_deltas)
             blocked = np.concatenate([exclude, boost_ids])
         query32 = np.zeros((1, self.query_width), np.float32)  # [u', 1] (flat) or [u', 1, 0] (L2 transform)
@@ -135,6 +142,15 @@ class ItemIndex:
             scores = np.concatenate([scores, self.scores(query_D, boost_ids[best]) + boost_deltas[best]])
         order = np.lexsort((cand, -scores))[:k]
         return cand[order], scores[order]
+
+    def promote_scans(self, n_promoted: int) -> bool:
+        """Whether a promote of ``n_promoted`` items is ranked from one pass over the catalogue
+        (exact on a flat index) rather than by the index search plus its own ranking."""
+        if not self.exact:
+            return False
+        if self.gpu_index is not None:
+            return 4 * n_promoted >= self.n_items
+        return self.n_items <= SCAN_EVERY_PROMOTE_MAX_ITEMS or n_promoted >= SCAN_PROMOTE_MIN_SHARE * self.n_items
 
     def _full_scan(self, query_D: np.ndarray, k: int, exclude: np.ndarray, boost_ids: np.ndarray,
                    boost_deltas: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

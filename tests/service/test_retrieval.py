@@ -4,7 +4,7 @@ import faiss
 import numpy as np
 import pytest
 from steerrec.service.config import ServiceConfig
-from steerrec.service.retrieval import Boosts, ItemIndex
+from steerrec.service.retrieval import SCAN_EVERY_PROMOTE_MAX_ITEMS, Boosts, ItemIndex
 from steerrec.service.runtime import Runtime, detect_runtime
 
 from ._steer_helpers import reference_top_k
@@ -60,20 +60,38 @@ def test_promoting_a_large_group_ranks_from_one_pass_and_equals_brute_force():
     assert index.gpu_index.calls == 0
 
 
-def test_any_promote_on_a_cpu_flat_index_ranks_from_one_pass(monkeypatch):
-    index, rng = make_index(n=400)
+def count_searches(monkeypatch) -> list:
     searches = []
     raw_search = ItemIndex._raw_search
     monkeypatch.setattr(ItemIndex, "_raw_search", staticmethod(lambda *a: searches.append(1) or raw_search(*a)))
-    for case in range(100):
+    return searches
+
+
+def promote_cases(index, rng, sizes: tuple[int, int], cases: int = 60):
+    for case in range(cases):
         query = rng.normal(size=index.dim)
-        boosts = random_boosts(rng, index.n_items)  # 1 to 59 items, far below a quarter
+        ids = rng.choice(index.n_items, size=int(rng.integers(*sizes)), replace=False).astype(np.int64)
+        boosts = Boosts(ids, rng.normal(scale=2.0, size=len(ids)))
         exclude = rng.choice(index.n_items, size=int(rng.integers(0, 300)), replace=True)
         rows, _ = index.top_k(query, 20, exclude, boosts)
         assert rows.tolist() == brute(index, query, 20, exclude, boosts), case
+
+
+def test_promotes_on_a_cpu_flat_index_rank_from_one_pass_when_cheaper(monkeypatch):
+    searches = count_searches(monkeypatch)
+    small, rng = make_index(n=400)  # <= SCAN_EVERY_PROMOTE_MAX_ITEMS: every promote
+    promote_cases(small, rng, (1, 60))
     assert searches == []
-    index.top_k(rng.normal(size=index.dim), 20, np.arange(5), Boosts.empty())
+    small.top_k(rng.normal(size=small.dim), 20, np.arange(5), Boosts.empty())
     assert searches == [1]  # without a promote the index answers
+
+    large, rng = make_index(n=40_000)  # beyond: a group of 1/128 of the catalogue (313 items) or more
+    assert large.n_items > SCAN_EVERY_PROMOTE_MAX_ITEMS and not large.promote_scans(312) and large.promote_scans(313)
+    searches.clear()
+    promote_cases(large, rng, (313, 700), cases=30)
+    assert searches == []
+    promote_cases(large, rng, (1, 313), cases=30)
+    assert len(searches) == 30  # smaller groups: the index search and the group's own ranking
 
 
 def test_fewer_items_than_k_and_everything_excluded():
