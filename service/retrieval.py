@@ -4,13 +4,12 @@ The index holds ``[v_i, b_i]`` per item, so the inner product with ``[u', 1]`` i
 ``u'.v_i + b_i``; a user-side steer only changes the query. Item-side interventions touch a sparse
 set of items: filtered and seen items are excluded from the search (by over-fetching and dropping
 them when they are few or the index is on a GPU, which ignores selectors; by a FAISS ID selector
-otherwise), promoted items are excluded too and ranked on their own by their boosted score, and
-the two candidate lists are merged. On a flat CPU index a promote is instead ranked from one pass
-over every item (a float32 matrix-vector product) when that is cheaper (``promote_scans``); on a
-GPU only a promote of a quarter of the catalogue or more is, since its boosted scores need every
-item anyway. Every candidate is finally rescored in float64 numpy and sorted
-by (score desc, row asc), so with a flat index the answer equals brute-force numpy on the steered
-embeddings, ties included.
+otherwise), promoted items are excluded too and ranked on their own by their boosted score, and the
+two candidate lists are merged. On a flat CPU index a promote is instead ranked from one pass over
+every item (a float32 matrix-vector product) when that is cheaper (``promote_scans``); on a GPU only
+a promote of a quarter of the catalogue or more is, since its boosted scores need every item anyway.
+Every candidate is finally rescored in float64 numpy and sorted by (score desc, row asc), so with a
+flat index the answer equals brute-force numpy on the steered embeddings, ties included.
 """
 
 from __future__ import annotations

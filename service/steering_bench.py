@@ -1,13 +1,13 @@
 """How well steering by a concept's neuron moves recommendations to (or away from) that concept.
 
 For every value of a facet (every genre, say), the neuron its plain slug resolves to (the one
-``steer=horror`` moves; the labeller gives the slug to the neuron that best names the concept, or
-as an alias to a two-concept neuron when no neuron owns it) is
-boosted at each strength for every user at once, with the service's own semantics
-(``steer=SLUG:+V``: the activation rises by V activation scales, the SAE error term is kept), and
-the items it fires on are filtered (``filter=SLUG``). Reported per concept: the share of the concept in users' top-K
-(seen items excluded), the fraction of users whose top-K is at least ``target_share`` that
-concept, and the Recall@K cost on the bundle's held-out test set.
+``steer=horror`` moves; the labeller gives the slug to the neuron that best names the concept, or as
+an alias to a two-concept neuron when no neuron owns it) is boosted at each strength for every user
+at once, with the service's own semantics (``steer=SLUG:+V``: the activation rises by V activation
+scales, the SAE error term is kept), and the items it fires on are filtered (``filter=SLUG``).
+Reported per concept: the share of the concept in users' top-K (seen items excluded), the fraction
+of users whose top-K is at least ``target_share`` that concept, and the Recall@K cost on the
+bundle's held-out test set.
 """
 
 from __future__ import annotations
