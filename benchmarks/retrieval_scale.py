@@ -8,13 +8,16 @@ random direction (an adversarial case for graph and cluster indexes). Every quer
 random "seen" items. Two more workloads promote, unsteered, the items of four clusters (~6% of the
 catalogue, as a genre neuron's items) by a quarter of the spread of scores, and a single item by the
 whole spread: on a CPU the flat index ranks the group from one pass over the items and the single
-item by search and merge (ItemIndex.promote_scans), the approximate indexes both by search and
-merge. For each
-catalogue size the script builds the service's ItemIndex as flat (exact) and as the approximate
+item by search and merge (ItemIndex.scans), the approximate indexes both by search and merge. For
+each catalogue size the script builds the service's ItemIndex as flat (exact) and as the approximate
 kinds, then reports build time, single-query QPS (as served: one query per call) and recall@10 of
-the approximate answers against the exact ones.
+the approximate answers against the exact ones. Up to ``--compare-max`` items it also times the
+unpromoted queries on the flat index both ways, from one pass over the items and by FAISS's search
+(the service picks the pass up to ``ServiceConfig.scan_max_items``), so the table shows where the
+two cross.
 
     python benchmarks/retrieval_scale.py [--sizes 10000,100000,1000000] [--kinds hnsw,ivf] [--queries 300]
+    python benchmarks/retrieval_scale.py --sizes 1500,4000,8000,16000 --kinds ''   # the crossover
 """
 
 from __future__ import annotations
@@ -92,11 +95,17 @@ def recall(approx: list[list[int]], exact: list[list[int]]) -> float:
     return float(np.mean([len(set(a) & set(e)) / K for a, e in zip(approx, exact)]))
 
 
+def flat_way(index: ItemIndex, boosts: Boosts) -> str:
+    return ", one pass" if index.scans(len(boosts.ids)) else ", index search"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", default="10000,100000,1000000")
     parser.add_argument("--kinds", default="hnsw,ivf")
     parser.add_argument("--queries", type=int, default=300)
+    parser.add_argument("--compare-max", type=int, default=32_768,
+                        help="up to this size, time unpromoted flat queries both by one pass and by the index search")
     parser.add_argument("--threads", type=int, default=0, help="FAISS threads for building (0: all cores)")
     parser.add_argument("--hnsw-m", type=int, default=16)
     parser.add_argument("--hnsw-max-items", type=int, default=200_000,
@@ -121,10 +130,19 @@ def main() -> None:
         truth = {}
         for name, qs in workloads.items():
             qps, truth[name] = run(exact, qs, boosts[name])
-            rows.append([n, "flat (exact)", name, round(exact_build, 1), round(qps), 1.0])
+            rows.append([n, "flat (exact)" + flat_way(exact, boosts[name]), name, round(exact_build, 1), round(qps), 1.0])
             print(rows[-1], flush=True)
+        if n <= args.compare_max:  # the other way for the unpromoted queries, in the same run
+            exact.config = replace(exact_config, scan_max_items=0 if exact.scans(0) else n)
+            for name, qs in workloads.items():
+                if not len(boosts[name].ids):
+                    qps, answers = run(exact, qs, boosts[name])
+                    assert answers == truth[name], "the two ways of ranking a flat index disagree"
+                    rows.append([n, "flat (exact)" + flat_way(exact, boosts[name]), name, round(exact_build, 1),
+                                 round(qps), 1.0])
+                    print(rows[-1], flush=True)
         del exact
-        for kind in args.kinds.split(","):
+        for kind in filter(None, args.kinds.split(",")):
             if kind == "hnsw" and n > args.hnsw_max_items:
                 continue
             config = ServiceConfig(flat_index_max_items=0, ann_kind=kind, hnsw_m=args.hnsw_m)

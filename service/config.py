@@ -48,6 +48,11 @@ class ServiceConfig:
     """HNSW search breadth (recall against speed)."""
     ivf_nprobe: int = 32
     """IVF lists probed per query."""
+    scan_max_items: int = 32_768
+    """Flat CPU catalogues up to this size rank every query from one numpy pass over the items,
+    which is as fast as FAISS's search or faster there, the more so the more seen items it must
+    skip (docs/steering.md); beyond, the index searches, and only a promote of at least 1/128 of the
+    catalogue takes the pass. 0: that rule at every size."""
     candidate_margin: int = 16
     """Extra candidates fetched beyond k so float32 index scores never decide the float64 order."""
     use_gpu: bool = True
@@ -79,7 +84,7 @@ class ServiceConfig:
         if not 1 <= self.default_k <= self.max_k:
             raise ValueError(f"default_k must be in 1..max_k ({self.max_k}), got {self.default_k}")
         for name in ("max_steers", "max_filters", "max_promotes", "max_excludes", "max_query_length", "max_param_length",
-                     "max_list_limit", "max_target_length", "max_body_bytes"):
+                     "max_list_limit", "max_target_length", "max_body_bytes", "scan_max_items"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be >= 0")
         if self.max_magnitude <= 0 or self.max_threshold <= 0:

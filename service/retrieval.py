@@ -5,9 +5,10 @@ The index holds ``[v_i, b_i]`` per item, so the inner product with ``[u', 1]`` i
 set of items: filtered and seen items are excluded from the search (by over-fetching and dropping
 them when they are few or the index is on a GPU, which ignores selectors; by a FAISS ID selector
 otherwise), promoted items are excluded too and ranked on their own by their boosted score, and the
-two candidate lists are merged. On a flat CPU index a promote is instead ranked from one pass over
-every item (a float32 matrix-vector product) when that is cheaper (``promote_scans``); on a GPU only
-a promote of a quarter of the catalogue or more is, since its boosted scores need every item anyway.
+two candidate lists are merged. On a flat CPU index a query is instead ranked from one pass over
+every item (a float32 matrix-vector product) when that is cheaper (``scans``): any query up to
+``scan_max_items`` items, beyond only a promote of a large group; on a GPU only a promote of a
+quarter of the catalogue or more is, since its boosted scores need every item anyway.
 Every candidate is finally rescored in float64 numpy and sorted by (score desc, row asc), so with a
 flat index the answer equals brute-force numpy on the steered embeddings, ties included.
 """
@@ -29,13 +30,10 @@ GPU_MAX_K = 2048
 OVERFETCH_MAX_BLOCKED = 256
 """Up to this many blocked rows, a flat search over-fetches and drops them (cheaper than building a
 FAISS ID selector per request); beyond, a selector skips them inside the search."""
-SCAN_EVERY_PROMOTE_MAX_ITEMS = 32_768
-"""Up to this many items, one pass over them beats FAISS's search plus the promoted items' own
-ranking for any promote, even of one item (docs/api.md, "Retrieval at scale")."""
 SCAN_PROMOTE_MIN_SHARE = 1 / 128
-"""Beyond, a promote is ranked from one pass once its group is at least this share of the
-catalogue; a smaller group is cheaper to gather, rank and keep out of FAISS's search, which is
-faster than the pass over a large catalogue."""
+"""Above ``scan_max_items`` a promote is ranked from one pass once its group is at least this share
+of the catalogue; a smaller group is cheaper to gather, rank and keep out of FAISS's search, which
+is faster than the pass over a large catalogue (docs/api.md, "Retrieval at scale")."""
 
 
 @dataclass(frozen=True)
@@ -121,14 +119,14 @@ class ItemIndex:
         ``exclude`` (duplicates allowed), with ``boosts`` added to the scores of their items."""
         exclude = exclude.astype(np.int64, copy=False)
         boost_ids, boost_deltas, blocked = boosts.ids, boosts.deltas, exclude
+        if len(boost_ids) and len(exclude):  # an excluded item (seen, filtered) stays out even when promoted
+            excluded = np.zeros(self.n_items, bool)
+            excluded[exclude] = True
+            keep = ~excluded[boost_ids]
+            boost_ids, boost_deltas = boost_ids[keep], boost_deltas[keep]
+        if self.scans(len(boost_ids)):
+            return self._full_scan(query_D, k, exclude, boost_ids, boost_deltas)
         if len(boost_ids):
-            if len(exclude):  # an excluded item (seen, filtered) stays out even when promoted
-                excluded = np.zeros(self.n_items, bool)
-                excluded[exclude] = True
-                keep = ~excluded[boost_ids]
-                boost_ids, boost_deltas = boost_ids[keep], boost_deltas[keep]
-            if self.promote_scans(len(boost_ids)):
-                return self._full_scan(query_D, k, exclude, boost_ids, boost_deltas)
             blocked = np.concatenate([exclude, boost_ids])
         query32 = np.zeros((1, self.query_width), np.float32)  # [u', 1] (flat) or [u', 1, 0] (L2 transform)
         query32[0, :self.dim] = query_D
@@ -142,30 +140,37 @@ class ItemIndex:
         order = np.lexsort((cand, -scores))[:k]
         return cand[order], scores[order]
 
-    def promote_scans(self, n_promoted: int) -> bool:
-        """Whether a promote of ``n_promoted`` items is ranked from one pass over the catalogue
-        (exact on a flat index) rather than by the index search plus its own ranking."""
+    def scans(self, n_promoted: int) -> bool:
+        """Whether a query promoting ``n_promoted`` items (0: none) is ranked from one pass over the
+        catalogue (exact on a flat index) rather than by the index search, plus the promoted items'
+        own ranking."""
         if not self.exact:
             return False
         if self.gpu_index is not None:
-            return 4 * n_promoted >= self.n_items
-        return self.n_items <= SCAN_EVERY_PROMOTE_MAX_ITEMS or n_promoted >= SCAN_PROMOTE_MIN_SHARE * self.n_items
+            return n_promoted > 0 and 4 * n_promoted >= self.n_items
+        if self.n_items <= self.config.scan_max_items:
+            return True
+        return n_promoted > 0 and n_promoted >= SCAN_PROMOTE_MIN_SHARE * self.n_items
 
     def _full_scan(self, query_D: np.ndarray, k: int, exclude: np.ndarray, boost_ids: np.ndarray,
                    boost_deltas: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Top-k from one pass over every item, exact on a flat index: it saves the index search
-        (with a selector or an over-fetch, since the promoted items must be kept out of it) and the
-        separate ranking of the promoted items."""
+        (with a selector or an over-fetch, since excluded and promoted items must be kept out of it)
+        and the separate ranking of the promoted items."""
         pre = self.vectors @ query_D.astype(np.float32)
         pre += self.bias
-        pre[boost_ids] += boost_deltas.astype(np.float32)
+        if len(boost_ids):
+            pre[boost_ids] += boost_deltas.astype(np.float32)
         pre[exclude] = -np.inf
         fetch = min(k + self.margin, self.n_items)
-        cand = np.argpartition(-pre, fetch - 1)[:fetch] if fetch < self.n_items else np.arange(self.n_items)
+        start = self.n_items - fetch  # the fetch largest pre-scores end the partition
+        cand = np.argpartition(pre, start)[start:] if start else np.arange(self.n_items)
         cand = cand[pre[cand] > -np.inf]
-        delta = np.zeros(self.n_items)
-        delta[boost_ids] = boost_deltas
-        scores = self.scores(query_D, cand) + delta[cand]
+        scores = self.scores(query_D, cand)
+        if len(boost_ids):
+            delta = np.zeros(self.n_items)
+            delta[boost_ids] = boost_deltas
+            scores += delta[cand]
         order = np.lexsort((cand, -scores))[:k]
         return cand[order], scores[order]
 

@@ -153,9 +153,12 @@ def reference(engine, graphs, row, steers, filters, promotes, k, exclude_seen, e
     return reference_top_k(vectors @ u_steered + graphs["bias"], excluded, k)
 
 
+@pytest.mark.parametrize("scan_max_items", [ServiceConfig().scan_max_items, 0], ids=["one pass", "index search"])
 @pytest.mark.parametrize("bundle", ["demo", "ml1m"])
-def test_exact_steered_top_k_on_1000_random_cases(bundle, request):
-    engine = labelled_engine() if bundle == "demo" else SteeringEngine(request.getfixturevalue("ml1m_bundle"))
+def test_exact_steered_top_k_on_1000_random_cases(bundle, scan_max_items, request):
+    root = labelled_engine().bundle.root if bundle == "demo" else request.getfixturevalue("ml1m_bundle")
+    engine = SteeringEngine(root, ServiceConfig(scan_max_items=scan_max_items))
+    assert engine.index.scans(0) == (scan_max_items > 0)
     graphs = read_graphs(engine)
     rng = np.random.default_rng(2)
     kinds = set()

@@ -4,7 +4,7 @@ import faiss
 import numpy as np
 import pytest
 from steerrec.service.config import ServiceConfig
-from steerrec.service.retrieval import SCAN_EVERY_PROMOTE_MAX_ITEMS, Boosts, ItemIndex
+from steerrec.service.retrieval import Boosts, ItemIndex
 from steerrec.service.runtime import Runtime, detect_runtime
 
 from ._steer_helpers import reference_top_k
@@ -30,9 +30,14 @@ def random_boosts(rng, n):
     return Boosts(rng.permutation(ids), rng.normal(scale=2.0, size=len(ids)))
 
 
-def test_flat_index_equals_brute_force_with_exclusions_and_boosts():
-    index, rng = make_index()
-    assert index.kind == "flat" and index.exact
+BOTH_PATHS = pytest.mark.parametrize("scan_max_items", [0, ServiceConfig().scan_max_items],
+                                     ids=["index search", "one pass"])
+
+
+@BOTH_PATHS
+def test_flat_index_equals_brute_force_with_exclusions_and_boosts(scan_max_items):
+    index, rng = make_index(scan_max_items=scan_max_items)
+    assert index.kind == "flat" and index.exact and index.scans(0) == (scan_max_items > 0)
     for case in range(300):
         query = rng.normal(size=index.dim)
         k = int(rng.integers(1, 60))
@@ -73,29 +78,35 @@ def promote_cases(index, rng, sizes: tuple[int, int], cases: int = 60):
         ids = rng.choice(index.n_items, size=int(rng.integers(*sizes)), replace=False).astype(np.int64)
         boosts = Boosts(ids, rng.normal(scale=2.0, size=len(ids)))
         exclude = rng.choice(index.n_items, size=int(rng.integers(0, 300)), replace=True)
+        exclude = exclude[exclude != ids[0]]  # one promoted item stays: the query still promotes
         rows, _ = index.top_k(query, 20, exclude, boosts)
         assert rows.tolist() == brute(index, query, 20, exclude, boosts), case
 
 
-def test_promotes_on_a_cpu_flat_index_rank_from_one_pass_when_cheaper(monkeypatch):
+def test_a_cpu_flat_index_ranks_from_one_pass_up_to_scan_max_items_and_then_only_large_promotes(monkeypatch):
     searches = count_searches(monkeypatch)
-    small, rng = make_index(n=400)  # <= SCAN_EVERY_PROMOTE_MAX_ITEMS: every promote
-    promote_cases(small, rng, (1, 60))
+    small, rng = make_index(n=400, scan_max_items=400)
+    for case in range(100):
+        query = rng.normal(size=small.dim)
+        exclude = rng.choice(small.n_items, size=int(rng.integers(0, 300)), replace=True)
+        boosts = random_boosts(rng, small.n_items) if case % 2 else Boosts.empty()
+        rows, _ = small.top_k(query, 20, exclude, boosts)
+        assert rows.tolist() == brute(small, query, 20, exclude, boosts), case
     assert searches == []
-    small.top_k(rng.normal(size=small.dim), 20, np.arange(5), Boosts.empty())
-    assert searches == [1]  # without a promote the index answers
 
-    large, rng = make_index(n=40_000)  # beyond: a group of 1/128 of the catalogue (313 items) or more
-    assert large.n_items > SCAN_EVERY_PROMOTE_MAX_ITEMS and not large.promote_scans(312) and large.promote_scans(313)
-    searches.clear()
-    promote_cases(large, rng, (313, 700), cases=30)
+    large, rng = make_index(n=1280, scan_max_items=1279)  # beyond: a group of 1/128 of the catalogue or more
+    assert not large.scans(0) and not large.scans(9) and large.scans(10)
+    promote_cases(large, rng, (10, 200), cases=30)
     assert searches == []
-    promote_cases(large, rng, (1, 313), cases=30)
+    promote_cases(large, rng, (1, 10), cases=30)
     assert len(searches) == 30  # smaller groups: the index search and the group's own ranking
+    large.top_k(rng.normal(size=large.dim), 20, np.arange(5), Boosts.empty())
+    assert len(searches) == 31  # and without a promote the index answers
 
 
-def test_fewer_items_than_k_and_everything_excluded():
-    index, rng = make_index(n=50)
+@BOTH_PATHS
+def test_fewer_items_than_k_and_everything_excluded(scan_max_items):
+    index, rng = make_index(n=50, scan_max_items=scan_max_items)
     query = rng.normal(size=index.dim)
     rows, _ = index.top_k(query, 40, np.arange(30), Boosts.empty())
     assert sorted(rows.tolist()) == list(range(30, 50))
@@ -108,16 +119,18 @@ def test_fewer_items_than_k_and_everything_excluded():
     assert rows.tolist() == []
 
 
-def test_excluded_items_stay_out_even_when_promoted():
-    index, rng = make_index(n=100)
+@BOTH_PATHS
+def test_excluded_items_stay_out_even_when_promoted(scan_max_items):
+    index, rng = make_index(n=100, scan_max_items=scan_max_items)
     query = rng.normal(size=index.dim)
     rows, _ = index.top_k(query, 100, np.array([5, 6]), Boosts(np.array([5, 7]), np.array([100.0, 100.0])))
     assert 5 not in rows and 6 not in rows and rows[0] == 7
 
 
-def test_ties_are_broken_by_row():
+@BOTH_PATHS
+def test_ties_are_broken_by_row(scan_max_items):
     vectors = np.tile(np.array([[1.0, 0.0]], np.float32), (6, 1))
-    index = ItemIndex(vectors, np.zeros(6, np.float32), ServiceConfig(), CPU)
+    index = ItemIndex(vectors, np.zeros(6, np.float32), ServiceConfig(scan_max_items=scan_max_items), CPU)
     rows, _ = index.top_k(np.array([1.0, 0.0]), 4, np.array([1]), Boosts.empty())
     assert rows.tolist() == [0, 2, 3, 4]
 
