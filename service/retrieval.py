@@ -119,14 +119,14 @@ class ItemIndex:
         ``exclude`` (duplicates allowed), with ``boosts`` added to the scores of their items."""
         exclude = exclude.astype(np.int64, copy=False)
         boost_ids, boost_deltas, blocked = boosts.ids, boosts.deltas, exclude
-        if len(boost_ids) and len(exclude):  # an excluded item (seen, filtered) stays out even when promoted
-            excluded = np.zeros(self.n_items, bool)
-            excluded[exclude] = True
-            keep = ~excluded[boost_ids]
-            boost_ids, boost_deltas = boost_ids[keep], boost_deltas[keep]
-        if self.scans(len(boost_ids)):
+        if self.scans(len(boost_ids)):  # the pass drops excluded items after adding the boosts
             return self._full_scan(query_D, k, exclude, boost_ids, boost_deltas)
         if len(boost_ids):
+            if len(exclude):  # an excluded item (seen, filtered) stays out even when promoted
+                excluded = np.zeros(self.n_items, bool)
+                excluded[exclude] = True
+                keep = ~excluded[boost_ids]
+                boost_ids, boost_deltas = boost_ids[keep], boost_deltas[keep]
             blocked = np.concatenate([exclude, boost_ids])
         query32 = np.zeros((1, self.query_width), np.float32)  # [u', 1] (flat) or [u', 1, 0] (L2 transform)
         query32[0, :self.dim] = query_D
