@@ -3,7 +3,8 @@
 Plain numpy (plus ONNX Runtime and FAISS); no web framework and no Ray, so it is tested directly.
 At load it verifies the bundle, encodes every user and item through the SAE encoder once, derives
 each neuron's activation scale and decoder direction, and builds the FAISS index. A request then
-costs one sparse code lookup, a few vector additions and one index search.
+costs one sparse code lookup, a few vector additions and one index search (on a CPU, one pass over
+a catalogue of up to ``scan_max_items`` items instead: retrieval.py).
 """
 
 from __future__ import annotations
