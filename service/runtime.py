@@ -102,8 +102,12 @@ def to_gpu_index(index, runtime: Runtime):
 
 
 def set_cpu_threads(threads: int) -> None:
-    """Single-query searches gain nothing from OpenMP on a shared box; replicas parallelise."""
+    """FAISS's OpenMP and numpy's BLAS on ``threads`` threads. A single query's search or pass gains
+    little from more and, on a busy box, loses: their worker threads wait for a core or spin (numbers
+    in docs/api.md, "What was done"). Replicas parallelise instead."""
     import faiss
+    from threadpoolctl import threadpool_limits
 
     if threads > 0:
         faiss.omp_set_num_threads(threads)
+        threadpool_limits(threads, user_api="blas")

@@ -4,6 +4,7 @@ graphs, exact steered top-k against brute force on 1000 random cases (also on ML
 import numpy as np
 import onnxruntime as ort
 import pytest
+from threadpoolctl import threadpool_info
 from steerrec.service.config import ServiceConfig
 from steerrec.service.engine import (
     EngineError,
@@ -58,6 +59,12 @@ def read_graphs(engine):
 def test_the_per_request_decoder_runs_on_one_thread(engine):
     # ONNX Runtime's default pool keeps a second thread spinning through each tiny decode.
     assert engine.decoder.get_session_options().intra_op_num_threads == 1
+
+
+def test_numpy_blas_runs_on_one_thread_once_an_engine_is_loaded(engine):
+    # OpenBLAS's worker threads made the one-pass ranking slower and dearer (runtime.set_cpu_threads).
+    blas = [pool for pool in threadpool_info() if pool["user_api"] == "blas"]
+    assert blas and all(pool["num_threads"] == 1 for pool in blas), blas
 
 
 def seen(engine, row):
