@@ -23,11 +23,9 @@ two cross.
 from __future__ import annotations
 
 import argparse
-import os
 import time
 from dataclasses import replace
 
-os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # numpy on one thread too: the QPS column is single-thread
 import numpy as np
 from steerrec.service.config import ServiceConfig
 from steerrec.service.retrieval import Boosts, ItemIndex
@@ -114,7 +112,7 @@ def main() -> None:
     parser.add_argument("--ivf-nprobe", default="8,32", help="nprobe values to try (search time only)")
     args = parser.parse_args()
     runtime = detect_runtime(use_gpu=True)
-    set_cpu_threads(1)  # as served (the engine does the same): spinning OpenMP threads ruin single queries
+    set_cpu_threads(1)  # as served (the engine does the same): FAISS's OpenMP and numpy's BLAS on one thread
     rows = []
     for n in (int(s) for s in args.sizes.split(",")):
         items, bias, users, centers = synthetic(n, args.queries)
