@@ -11,10 +11,11 @@ whole spread: on a CPU the flat index ranks the group from one pass over the ite
 item by search and merge (ItemIndex.scans), the approximate indexes both by search and merge. For
 each catalogue size the script builds the service's ItemIndex as flat (exact) and as the approximate
 kinds, then reports build time, single-query QPS (as served: one query per call) and recall@10 of
-the approximate answers against the exact ones. Up to ``--compare-max`` items it also times the
-unpromoted queries on the flat index both ways, from one pass over the items and by FAISS's search
-(the service picks the pass up to ``ServiceConfig.scan_max_items``), so the table shows where the
-two cross.
+the approximate answers against the exact ones. Where FAISS can search on a GPU the flat index searches
+there, and the same index on the CPU is timed beside it (its answers must be identical). Up to
+``--compare-max`` items it also times the unpromoted queries on the flat index both ways, from one
+pass over the items and by FAISS's search (the service picks the pass up to
+``ServiceConfig.scan_max_items``), so the table shows where the two cross.
 
     python benchmarks/retrieval_scale.py [--sizes 10000,100000,1000000] [--kinds hnsw,ivf] [--queries 300]
     python benchmarks/retrieval_scale.py --sizes 1500,4000,8000,16000 --kinds ''   # the crossover
@@ -94,7 +95,9 @@ def recall(approx: list[list[int]], exact: list[list[int]]) -> float:
 
 
 def flat_way(index: ItemIndex, boosts: Boosts) -> str:
-    return ", one pass" if index.scans(len(boosts.ids)) else ", index search"
+    if index.scans(len(boosts.ids)):
+        return ", one pass"
+    return ", index search" + (" on the GPU" if index.device == "cuda" else "")
 
 
 def main() -> None:
@@ -130,6 +133,14 @@ def main() -> None:
             qps, truth[name] = run(exact, qs, boosts[name])
             rows.append([n, "flat (exact)" + flat_way(exact, boosts[name]), name, round(exact_build, 1), round(qps), 1.0])
             print(rows[-1], flush=True)
+        if exact.device == "cuda":  # the same flat index on the CPU, as the GPU's baseline in the same run
+            on_cpu = ItemIndex(items, bias, exact_config, detect_runtime(use_gpu=False))
+            for name, qs in workloads.items():
+                qps, answers = run(on_cpu, qs, boosts[name])
+                assert answers == truth[name], "the GPU and CPU flat indexes disagree"
+                rows.append([n, "flat (exact)" + flat_way(on_cpu, boosts[name]), name, "", round(qps), 1.0])
+                print(rows[-1], flush=True)
+            del on_cpu
         if n <= args.compare_max:  # the other way for the unpromoted queries, in the same run
             exact.config = replace(exact_config, scan_max_items=0 if exact.scans(0) else n)
             for name, qs in workloads.items():

@@ -1,13 +1,17 @@
 """The one place that decides GPU or CPU for the service.
 
 ONNX Runtime gets the CUDA execution provider when the installed build offers it, FAISS gets a GPU
-index when ``faiss.get_num_gpus()`` sees a device; otherwise both run on the CPU. Nothing here
-raises for want of a GPU: a CPU-only machine (``faiss-cpu``, ``onnxruntime``) is the normal case.
+index when ``faiss.get_num_gpus()`` sees a device and a search there works; otherwise both run on
+the CPU. Nothing here raises for want of a GPU: a CPU-only machine (``faiss-cpu``, ``onnxruntime``)
+is the normal case.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
+import subprocess
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -16,6 +20,8 @@ log = logging.getLogger(__name__)
 
 CUDA_PROVIDER = "CUDAExecutionProvider"
 CPU_PROVIDER = "CPUExecutionProvider"
+PROBE_TIMEOUT_S = 120
+"""A GPU search check slower than this (a CUDA context that never comes up) counts as failed."""
 
 
 @dataclass(frozen=True)
@@ -48,7 +54,35 @@ def _faiss_gpu_count() -> int:
         count = int(faiss.get_num_gpus())
     except Exception:  # noqa: BLE001 - a CPU build without the symbol, or a driver problem: CPU it is
         return 0
-    return count if count > 0 and hasattr(faiss, "StandardGpuResources") else 0
+    if count <= 0 or not hasattr(faiss, "StandardGpuResources"):
+        return 0
+    return count if faiss_gpu_search_runs() else 0
+
+
+FAISS_GPU_PROBE = """
+import numpy as np, faiss
+index = faiss.GpuIndexFlatIP(faiss.StandardGpuResources(), 8)
+index.add(np.eye(8, dtype="float32"))
+assert index.search(np.eye(8, dtype="float32")[3:4], 1)[1][0, 0] == 3
+"""
+
+
+@functools.cache
+def faiss_gpu_search_runs() -> bool:
+    """Whether a GPU search works, tried in a child process: FAISS aborts the whole process (a C++
+    assertion, not an exception) when its build has no kernels for the device, as faiss-gpu-cu12's
+    wheels have none for Hopper (H100, H200; faiss-wheels issue 151)."""
+    try:
+        done = subprocess.run([sys.executable, "-c", FAISS_GPU_PROBE], capture_output=True, text=True,
+                              timeout=PROBE_TIMEOUT_S, check=False)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        log.warning("FAISS's GPU check did not finish (%s); searching on the CPU", exc)
+        return False
+    if done.returncode != 0:
+        lines = done.stderr.strip().splitlines() or [f"exit status {done.returncode}"]
+        log.warning("FAISS sees a GPU but cannot search on it (%s); searching on the CPU", lines[-1])
+        return False
+    return True
 
 
 def detect_runtime(use_gpu: bool = True) -> Runtime:

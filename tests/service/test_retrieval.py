@@ -4,7 +4,7 @@ import faiss
 import numpy as np
 import pytest
 from steerrec.service.config import ServiceConfig
-from steerrec.service.retrieval import Boosts, ItemIndex
+from steerrec.service.retrieval import GPU_MAX_K, Boosts, ItemIndex
 from steerrec.service.runtime import Runtime, detect_runtime
 
 from ._steer_helpers import reference_top_k
@@ -176,7 +176,55 @@ def test_gpu_path_over_fetches_and_drops_blocked_items():
 def test_runtime_never_needs_a_gpu():
     runtime = detect_runtime(use_gpu=True)
     assert runtime.onnx_providers[-1] == "CPUExecutionProvider"
-    assert runtime.faiss_gpus == (faiss.get_num_gpus() if hasattr(faiss, "StandardGpuResources") else 0)
+    # a GPU build counts its GPUs only where a search there works (not so for faiss-gpu-cu12 on Hopper)
+    assert runtime.faiss_gpus in {0, faiss.get_num_gpus() if hasattr(faiss, "StandardGpuResources") else 0}
     cpu = detect_runtime(use_gpu=False)
     assert cpu.onnx_providers == ("CPUExecutionProvider",) and cpu.faiss_gpus == 0
     assert cpu.describe()["faiss"] == "cpu"
+
+
+@pytest.mark.skipif(detect_runtime(use_gpu=True).faiss_gpus == 0,
+                    reason="needs a FAISS GPU build whose kernels run on this machine's GPU")
+def test_a_real_gpu_index_equals_brute_force():
+    rng = np.random.default_rng(3)
+    n, d = 6000, 32
+    vectors = rng.normal(size=(n, d)).astype(np.float32)
+    bias = rng.normal(scale=0.3, size=n).astype(np.float32)
+    index = ItemIndex(vectors, bias, ServiceConfig(), detect_runtime(use_gpu=True))
+    assert index.device == "cuda" and not index.scans(0)
+    for case in range(300):
+        query = rng.normal(size=d)
+        k = int(rng.integers(1, 60))
+        # a third of the cases block more rows than a GPU search may return: those go to the CPU index
+        exclude = rng.choice(n, size=int(rng.integers(GPU_MAX_K, 3000) if case % 3 == 0 else rng.integers(0, 500)))
+        boosts = random_boosts(rng, n) if case % 2 else Boosts.empty()
+        rows, _ = index.top_k(query, k, exclude, boosts)
+        assert rows.tolist() == brute(index, query, k, exclude, boosts), case
+
+
+@pytest.fixture
+def faiss_claiming_a_gpu(monkeypatch):
+    """FAISS made to report one GPU, and the runtime module, whose GPU search check the test sets."""
+    from steerrec.service import runtime
+
+    runtime.faiss_gpu_search_runs.cache_clear()
+    monkeypatch.setattr(faiss, "get_num_gpus", lambda: 1)
+    monkeypatch.setattr(faiss, "StandardGpuResources", object, raising=False)
+    yield runtime
+    runtime.faiss_gpu_search_runs.cache_clear()
+
+
+@pytest.mark.parametrize("probe, reason", [
+    # what faiss-gpu-cu12 does on an H100: a C++ assertion aborts the process (seen on a lent H100)
+    ("import os, sys; print('CUDA error 209 no kernel image', file=sys.stderr); os.abort()", "CUDA error 209"),
+    ("raise RuntimeError('no CUDA-capable device is detected')", "RuntimeError: no CUDA-capable device"),
+    ("import sys; sys.exit(3)", "exit status 3"),
+])
+def test_a_gpu_faiss_cannot_search_on_falls_back_to_the_cpu(faiss_claiming_a_gpu, monkeypatch, caplog, probe,
+                                                            reason):
+    monkeypatch.setattr(faiss_claiming_a_gpu, "FAISS_GPU_PROBE", probe)
+    assert detect_runtime(use_gpu=True).faiss_gpus == 0
+    assert f"FAISS sees a GPU but cannot search on it ({reason}" in caplog.text
+    faiss_claiming_a_gpu.faiss_gpu_search_runs.cache_clear()
+    monkeypatch.setattr(faiss_claiming_a_gpu, "FAISS_GPU_PROBE", "pass")
+    assert detect_runtime(use_gpu=True).faiss_gpus == 1
