@@ -1,9 +1,9 @@
 """The one place that decides GPU or CPU for the service.
 
-ONNX Runtime gets the CUDA execution provider when the installed build offers it, FAISS gets a GPU
-index when ``faiss.get_num_gpus()`` sees a device and a search there works; otherwise both run on
-the CPU. Nothing here raises for want of a GPU: a CPU-only machine (``faiss-cpu``, ``onnxruntime``)
-is the normal case.
+ONNX Runtime gets the CUDA execution provider when the installed build offers it and a first run
+there works, FAISS gets a GPU index when ``faiss.get_num_gpus()`` sees a device and a search there
+works; otherwise both run on the CPU. Nothing here raises for want of a GPU: a CPU-only machine
+(``faiss-cpu``, ``onnxruntime``) is the normal case.
 """
 
 from __future__ import annotations
@@ -97,19 +97,33 @@ def detect_runtime(use_gpu: bool = True) -> Runtime:
 
 def onnx_session(path: str | Path, runtime: Runtime, threads: int = 0):
     """An inference session on the runtime's providers. If CUDA was chosen but fails to start
-    (driver mismatch, no memory), the session falls back to the CPU with a warning."""
+    (driver mismatch, no memory) or to run a first batch of zeros (kernels missing for the GPU,
+    a cuDNN or cuBLAS mismatch: GPU builds fail at their first run too), the session falls back to
+    the CPU with a warning."""
     import onnxruntime as ort
 
     options = ort.SessionOptions()
     options.intra_op_num_threads = threads
     options.log_severity_level = 3
     try:
-        return ort.InferenceSession(str(path), sess_options=options, providers=list(runtime.onnx_providers))
+        session = ort.InferenceSession(str(path), sess_options=options, providers=list(runtime.onnx_providers))
+        if session_device(session) == "cuda":
+            _run_zeros(session)
+        return session
     except Exception as exc:
         if runtime.onnx_providers == (CPU_PROVIDER,):
             raise
         log.warning("ONNX Runtime could not use %s (%s); using the CPU", runtime.onnx_providers[0], exc)
         return ort.InferenceSession(str(path), sess_options=options, providers=[CPU_PROVIDER])
+
+
+def _run_zeros(session) -> None:
+    """One run on a batch of one zero row (the bundle's graphs take float32 ``[batch, width]``)."""
+    import numpy as np
+
+    feeds = {i.name: np.zeros([d if isinstance(d, int) else 1 for d in i.shape], np.float32)
+             for i in session.get_inputs()}
+    session.run(None, feeds)
 
 
 def session_device(session) -> str:

@@ -1,6 +1,5 @@
 """ItemIndex: exact steered top-k against brute force, selectors, boosts, ties, ANN and the GPU path."""
 
-import faiss
 import numpy as np
 import pytest
 from steerrec.service.config import ServiceConfig
@@ -173,16 +172,6 @@ def test_gpu_path_over_fetches_and_drops_blocked_items():
     assert index.gpu_index.calls == 100
 
 
-def test_runtime_never_needs_a_gpu():
-    runtime = detect_runtime(use_gpu=True)
-    assert runtime.onnx_providers[-1] == "CPUExecutionProvider"
-    # a GPU build counts its GPUs only where a search there works (not so for faiss-gpu-cu12 on Hopper)
-    assert runtime.faiss_gpus in {0, faiss.get_num_gpus() if hasattr(faiss, "StandardGpuResources") else 0}
-    cpu = detect_runtime(use_gpu=False)
-    assert cpu.onnx_providers == ("CPUExecutionProvider",) and cpu.faiss_gpus == 0
-    assert cpu.describe()["faiss"] == "cpu"
-
-
 @pytest.mark.skipif(detect_runtime(use_gpu=True).faiss_gpus == 0,
                     reason="needs a FAISS GPU build whose kernels run on this machine's GPU")
 def test_a_real_gpu_index_equals_brute_force():
@@ -200,31 +189,3 @@ def test_a_real_gpu_index_equals_brute_force():
         boosts = random_boosts(rng, n) if case % 2 else Boosts.empty()
         rows, _ = index.top_k(query, k, exclude, boosts)
         assert rows.tolist() == brute(index, query, k, exclude, boosts), case
-
-
-@pytest.fixture
-def faiss_claiming_a_gpu(monkeypatch):
-    """FAISS made to report one GPU, and the runtime module, whose GPU search check the test sets."""
-    from steerrec.service import runtime
-
-    runtime.faiss_gpu_search_runs.cache_clear()
-    monkeypatch.setattr(faiss, "get_num_gpus", lambda: 1)
-    monkeypatch.setattr(faiss, "StandardGpuResources", object, raising=False)
-    yield runtime
-    runtime.faiss_gpu_search_runs.cache_clear()
-
-
-@pytest.mark.parametrize("probe, reason", [
-    # what faiss-gpu-cu12 does on an H100: a C++ assertion aborts the process (seen on a lent H100)
-    ("import os, sys; print('CUDA error 209 no kernel image', file=sys.stderr); os.abort()", "CUDA error 209"),
-    ("raise RuntimeError('no CUDA-capable device is detected')", "RuntimeError: no CUDA-capable device"),
-    ("import sys; sys.exit(3)", "exit status 3"),
-])
-def test_a_gpu_faiss_cannot_search_on_falls_back_to_the_cpu(faiss_claiming_a_gpu, monkeypatch, caplog, probe,
-                                                            reason):
-    monkeypatch.setattr(faiss_claiming_a_gpu, "FAISS_GPU_PROBE", probe)
-    assert detect_runtime(use_gpu=True).faiss_gpus == 0
-    assert f"FAISS sees a GPU but cannot search on it ({reason}" in caplog.text
-    faiss_claiming_a_gpu.faiss_gpu_search_runs.cache_clear()
-    monkeypatch.setattr(faiss_claiming_a_gpu, "FAISS_GPU_PROBE", "pass")
-    assert detect_runtime(use_gpu=True).faiss_gpus == 1
