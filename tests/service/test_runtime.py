@@ -96,11 +96,12 @@ def test_a_cuda_session_that_runs_is_kept(relu_graph, monkeypatch, caplog):
 
 
 def test_a_cuda_session_that_cannot_start_falls_back_to_the_cpu(relu_graph, monkeypatch, caplog):
+    real_session = ort.InferenceSession
+
     def refuse_cuda(path, sess_options=None, providers=None):
         if CUDA_PROVIDER in providers:
             raise RuntimeError("CUDA driver version is insufficient for CUDA runtime version")
-        return ort.capi.onnxruntime_inference_collection.InferenceSession(path, sess_options=sess_options,
-                                                                          providers=providers)
+        return real_session(path, sess_options=sess_options, providers=providers)
 
     monkeypatch.setattr(ort, "InferenceSession", refuse_cuda)
     session = onnx_session(relu_graph, CUDA_RUNTIME)
