@@ -1,6 +1,8 @@
 """Ray Serve's fixed cost per request, with nothing of steerrec in the way: one trivial app (a route
 that answers "ok") on plain uvicorn, as a Serve deployment behind the HAProxy ingress, and on the
-replica's own HTTP port (direct ingress, HAProxy bypassed).
+replica's own HTTP port (direct ingress, HAProxy bypassed), with and without the header that
+steerrec's HAProxy adds to every request to stop the replica watching for client disconnects
+(service/ingress.py).
 
 This is the floor every Serve deployment pays on this machine whatever its handler does, so it
 bounds the latency targets that compare Serve with uvicorn (docs/api.md, "What bounds them").
@@ -26,6 +28,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from serve_latency import ROOT, run_load, stop_server, wait_ready
+
+NO_DISCONNECT_WATCH = "x-request-disconnect-disabled: ?1\r\n"  # what service/ingress.py's HAProxy sets
 
 
 def trivial_app():
@@ -95,10 +99,11 @@ async def replica_port(state_dir: str, timeout: float = 60) -> int:
     raise RuntimeError(f"no replica in the HAProxy config under {state_dir}")
 
 
-async def measure(port: int, args) -> tuple[float, float]:
+async def measure(port: int, args, headers: str = "") -> tuple[float, float]:
     """(median p50 at concurrency 1 over --repeats runs in ms, req/s at concurrency 32)."""
-    p50s = [(await run_load(port, ["/noop"], 1, args.requests, args.seconds, 300))["p50"] for _ in range(args.repeats)]
-    rps = (await run_load(port, ["/noop"], 32, 10 * args.requests, args.seconds, 1000))["rps"]
+    p50s = [(await run_load(port, ["/noop"], 1, args.requests, args.seconds, 300, headers=headers))["p50"]
+            for _ in range(args.repeats)]
+    rps = (await run_load(port, ["/noop"], 32, 10 * args.requests, args.seconds, 1000, headers=headers))["rps"]
     return statistics.median(p50s), rps
 
 
@@ -116,7 +121,9 @@ async def bench(kind: str, args, log_dir: Path) -> dict[str, tuple[float, float]
             out["uvicorn"] = await measure(port, args)
         else:
             out["Serve, through HAProxy"] = await measure(port, args)
-            out["Serve, replica port"] = await measure(await replica_port(state_dir), args)
+            direct = await replica_port(state_dir)
+            out["Serve, replica port"] = await measure(direct, args, NO_DISCONNECT_WATCH)
+            out["Serve, replica port, disconnect watch"] = await measure(direct, args)
     finally:
         stop_server(proc)
         shutil.rmtree(state_dir, ignore_errors=True)

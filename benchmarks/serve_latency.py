@@ -90,8 +90,9 @@ async def wait_ready(port: int, proc: subprocess.Popen, log: Path, timeout: floa
 
 
 # -- client ----------------------------------------------------------------------------------------
-def request_bytes(path: str) -> bytes:
-    return f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n".encode()
+def request_bytes(path: str, headers: str = "") -> bytes:
+    """A GET request; ``headers`` are extra header lines, each ending in CRLF."""
+    return f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n{headers}\r\n".encode()
 
 
 async def read_response(reader: asyncio.StreamReader) -> tuple[int, bytes]:
@@ -171,9 +172,9 @@ def session_cpu_seconds(session: int) -> float:
 
 
 async def run_load(port: int, paths: list[str], concurrency: int, max_requests: int, max_seconds: float,
-                   warmup: int, session: int | None = None) -> dict:
+                   warmup: int, session: int | None = None, headers: str = "") -> dict:
     """Closed-loop load; with ``session``, also the server's CPU time per measured request."""
-    requests = [request_bytes(p) for p in paths]
+    requests = [request_bytes(p, headers) for p in paths]
     latencies: list[float] = []
     errors = reconnects = 0
     state = {"next": 0}

@@ -9,7 +9,13 @@ by the driver and by every Ray worker, so they must be set before ``ray.init``.
 Two HAProxy listeners bind every interface in Ray's template and cannot be moved by a setting:
 the stats page and the Prometheus exporter. ``haproxy_environment`` therefore points Ray at a
 small wrapper that rewrites those two ``bind`` lines to 127.0.0.1 (and drops the per-request
-access log) in the generated config before exec'ing the real binary. Per-request HAProxy metrics
+access log) in the generated config before exec'ing the real binary.
+
+The same wrapper makes HAProxy set ``x-request-disconnect-disabled: ?1`` on every request. Without
+it a replica serves each request as a task raced against a second task that watches the connection
+for a disconnect; with it the replica awaits the handler directly. Our requests take well under a
+millisecond, so cancelling one whose client left saves nothing, while the second task costs every
+request CPU and latency (measured: benchmarks/serve_floor.py). Per-request HAProxy metrics
 are turned off; the app's own metrics (service/metrics.py) cover requests and latency.
 """
 
@@ -25,12 +31,17 @@ from typing import Literal
 
 Ingress = Literal["haproxy", "proxy"]
 
+DISCONNECT_HEADER = "x-request-disconnect-disabled"
+"""Ray Serve's header (SERVE_HTTP_REQUEST_DISCONNECT_DISABLED_HEADER, not imported: Serve's constants
+read the environment at import, before ``haproxy_environment`` has set it)."""
+
 MAX_STATE_DIR_LENGTH = 28
 """HAProxy caps unix socket paths at 97 characters; Ray puts them at <state dir>/<56 hex>/admin.sock."""
 
 WRAPPER = """#!/bin/sh
 # Written by steerrec (service/ingress.py): moves HAProxy's stats and Prometheus listeners to
-# loopback and removes the access-log target, then runs the real HAProxy with the same arguments.
+# loopback, removes the access-log target and tells the replicas not to watch for client
+# disconnects, then runs the real HAProxy with the same arguments.
 cfg=""
 prev=""
 for arg in "$@"; do
@@ -41,6 +52,9 @@ if [ -n "$cfg" ] && [ -f "$cfg" ]; then
   sed -i -e 's/^\\([[:space:]]*bind \\)\\*\\{0,1\\}:{stats_port}[[:space:]]*$/\\1127.0.0.1:{stats_port}/' \\
          -e 's/^\\([[:space:]]*bind \\)\\*\\{0,1\\}:{metrics_port}[[:space:]]*$/\\1127.0.0.1:{metrics_port}/' \\
          -e '/^[[:space:]]*log [^[:space:]]* local0 info[[:space:]]*$/d' "$cfg"
+  if ! grep -q '{disconnect_header}' "$cfg"; then
+    sed -i -e '/^frontend http_frontend[[:space:]]*$/a\\    http-request set-header {disconnect_header} ?1' "$cfg"
+  fi
 fi
 exec {binary} "$@"
 """
@@ -66,7 +80,8 @@ def real_haproxy_binary() -> str:
 
 def write_wrapper(state_dir: Path, stats_port: int, metrics_port: int) -> Path:
     path = state_dir / "haproxy-loopback.sh"
-    text = WRAPPER.replace("{stats_port}", str(stats_port)).replace("{metrics_port}", str(metrics_port))
+    text = (WRAPPER.replace("{stats_port}", str(stats_port)).replace("{metrics_port}", str(metrics_port))
+            .replace("{disconnect_header}", DISCONNECT_HEADER))
     path.write_text(text.replace("{binary}", shlex.quote(real_haproxy_binary())))
     path.chmod(path.stat().st_mode | stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH)
     return path

@@ -1,5 +1,6 @@
 """deploy/serve.yaml is a valid Serve config that builds, and the HAProxy wrapper moves the side
-listeners to loopback and drops the access log without touching the client-facing frontend."""
+listeners to loopback, drops the access log and turns off the replicas' disconnect watch without
+touching the client-facing frontend's bind."""
 
 import shutil
 import subprocess
@@ -40,16 +41,19 @@ def test_serve_yaml_is_a_valid_config_that_builds():
     assert Path(built._bound_deployment.init_kwargs["bundle"]).is_absolute()
 
 
-def test_wrapper_binds_side_listeners_to_loopback(tmp_path, monkeypatch):
+def test_wrapper_rewrites_side_listeners_log_and_disconnect_watch(tmp_path, monkeypatch):
     monkeypatch.setattr(ingress, "real_haproxy_binary", lambda: "/bin/true")
     wrapper = ingress.write_wrapper(tmp_path, stats_port=18404, metrics_port=19101)
     cfg = tmp_path / "haproxy.cfg"
     cfg.write_text(TEMPLATE.format(metrics=19101, stats=18404))
-    subprocess.run([str(wrapper), "-db", "-f", str(cfg), "-sf", "123"], check=True)
+    for _ in range(2):  # HAProxy reloads run the wrapper again, on a fresh config or on the same one
+        subprocess.run([str(wrapper), "-db", "-f", str(cfg), "-sf", "123"], check=True)
     text = cfg.read_text()
     assert "    bind 127.0.0.1:19101\n" in text and "  bind 127.0.0.1:18404\n" in text
     assert "    bind *:8000\n" in text  # the frontend keeps the host Serve was given
     assert "local0 info" not in text and "stats socket" in text
+    header = "    http-request set-header x-request-disconnect-disabled ?1\n"
+    assert text.count(header) == 1 and "frontend http_frontend\n" + header in text
 
 
 def test_haproxy_environment_is_private_and_short(tmp_path):

@@ -143,12 +143,16 @@ def test_ab_events_are_durable(server):
         assert [(f.request_id, f.item) for f in store.feedback()] == [(click["request_id"], click["item"])]
 
 
-def test_haproxy_side_listeners_are_on_loopback(server):
+def test_haproxy_config_as_the_wrapper_rewrote_it(server):
     configs = list(server["haproxy"].rglob("haproxy.cfg"))
     assert configs, "HAProxy ingress did not write its config"
-    binds = [line.split()[1] for line in configs[0].read_text().splitlines() if line.strip().startswith("bind ")]
+    lines = configs[0].read_text().splitlines()
+    binds = [line.split()[1] for line in lines if line.strip().startswith("bind ")]
     assert binds and all(b.startswith("127.0.0.1:") for b in binds), binds
-    assert not [line for line in configs[0].read_text().splitlines() if line.strip().endswith("local0 info")]
+    assert not [line for line in lines if line.strip().endswith("local0 info")]
+    # HAProxy, serving the requests of the other tests, runs with the header rule the wrapper added
+    frontend = lines.index("frontend http_frontend")
+    assert lines[frontend + 1].split() == ["http-request", "set-header", "x-request-disconnect-disabled", "?1"]
 
 
 def test_prometheus_metrics_from_rays_export_port(server):
