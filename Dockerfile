@@ -78,7 +78,11 @@ ARG BUNDLE=deploy/docker/no-bundle
 COPY --from=serve-deps /opt/venv /opt/venv
 # Root-owned and read-only to the service user: a compromised process cannot alter the bundle.
 COPY ${BUNDLE} /srv/bundle
-RUN install -d -o steerrec -g steerrec /var/lib/steerrec
+# Then the HAProxy wrapper for clusters whose manifest sets Ray's environment (deploy/kuberay names
+# it in RAY_SERVE_HAPROXY_BINARY_PATH): HAProxy's stats and metrics listeners on loopback, no access
+# log, no disconnect watch in the replicas (service/ingress.py). `steerrec serve` writes its own.
+RUN install -d -o steerrec -g steerrec /var/lib/steerrec \
+ && python -m steerrec.service.ingress --write-wrapper /opt/steerrec
 USER 10001:10001
 WORKDIR /home/steerrec
 # `steerrec serve` reads these (steerrec/commands/serve.py). In a container the service must listen

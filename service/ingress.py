@@ -35,6 +35,10 @@ DISCONNECT_HEADER = "x-request-disconnect-disabled"
 """Ray Serve's header (SERVE_HTTP_REQUEST_DISCONNECT_DISABLED_HEADER, not imported: Serve's constants
 read the environment at import, before ``haproxy_environment`` has set it)."""
 
+WRAPPER_NAME = "haproxy-loopback.sh"
+RAY_STATS_PORT, RAY_METRICS_PORT = 8404, 9101
+"""Ray's defaults for RAY_SERVE_HAPROXY_STATS_PORT and RAY_SERVE_HAPROXY_METRICS_PORT."""
+
 MAX_STATE_DIR_LENGTH = 28
 """HAProxy caps unix socket paths at 97 characters; Ray puts them at <state dir>/<56 hex>/admin.sock."""
 
@@ -79,7 +83,7 @@ def real_haproxy_binary() -> str:
 
 
 def write_wrapper(state_dir: Path, stats_port: int, metrics_port: int) -> Path:
-    path = state_dir / "haproxy-loopback.sh"
+    path = state_dir / WRAPPER_NAME
     text = (WRAPPER.replace("{stats_port}", str(stats_port)).replace("{metrics_port}", str(metrics_port))
             .replace("{disconnect_header}", DISCONNECT_HEADER))
     path.write_text(text.replace("{binary}", shlex.quote(real_haproxy_binary())))
@@ -137,8 +141,29 @@ def ingress_environment(ingress: Ingress, state_dir: str | Path | None = None,
     raise ValueError(f"unknown ingress {ingress!r}; use haproxy or proxy")
 
 
-if __name__ == "__main__":  # print the HAProxy-ingress environment for `ray start` / `serve run`
-    import sys
+def main(argv: list[str] | None = None) -> None:
+    import argparse
 
-    for key, value in ingress_environment("haproxy", sys.argv[1] if len(sys.argv) > 1 else None).items():
+    parser = argparse.ArgumentParser(
+        prog="python -m steerrec.service.ingress",
+        description="Print the HAProxy-ingress environment to export before `ray start` / `serve run`, "
+                    "or, with --write-wrapper, write the HAProxy wrapper into a directory (for images whose "
+                    "environment is set by a manifest, as KubeRay's is).")
+    parser.add_argument("state_dir", nargs="?", help="private directory for HAProxy's config, sockets and state")
+    parser.add_argument("--write-wrapper", metavar="DIR", help=f"write DIR/{WRAPPER_NAME} and print its path")
+    parser.add_argument("--stats-port", type=int, default=RAY_STATS_PORT,
+                        help="with --write-wrapper: the RAY_SERVE_HAPROXY_STATS_PORT HAProxy will be given")
+    parser.add_argument("--metrics-port", type=int, default=RAY_METRICS_PORT,
+                        help="with --write-wrapper: the RAY_SERVE_HAPROXY_METRICS_PORT HAProxy will be given")
+    args = parser.parse_args(argv)
+    if args.write_wrapper:
+        directory = Path(args.write_wrapper)
+        directory.mkdir(parents=True, exist_ok=True)
+        print(write_wrapper(directory, args.stats_port, args.metrics_port))
+        return
+    for key, value in ingress_environment("haproxy", args.state_dir).items():
         print(f"export {key}={shlex.quote(value)}")
+
+
+if __name__ == "__main__":
+    main()

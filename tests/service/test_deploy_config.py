@@ -2,8 +2,10 @@
 listeners to loopback, drops the access log and turns off the replicas' disconnect watch without
 touching the client-facing frontend's bind."""
 
+import shlex
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -12,12 +14,18 @@ from ray.serve.schema import ServeDeploySchema
 from steerrec.service import ingress
 from steerrec.service.deployment import build_app
 
+from ._ops_helpers import DEPLOY, dockerfile_stages
 from ._steer_helpers import REPO
 
 # The lines of Ray's HAProxy template that the wrapper must change (and one it must not).
 TEMPLATE = """global
     log 127.0.0.1:514 local0 info
     stats socket /tmp/x/admin.sock mode 666 level admin expose-fd listeners
+defaults
+    mode http
+    timeout connect 5s
+    timeout client 60s
+    timeout server 60s
 frontend prometheus
     bind :{metrics}
     mode http
@@ -86,3 +94,34 @@ def test_haproxy_threads_leave_the_cores_to_the_replicas(monkeypatch):
     assert env["RAY_SERVE_HAPROXY_NBTHREAD"] == "3"
     with pytest.raises(ValueError, match="at least one thread"):
         ingress.haproxy_environment(threads=0)
+
+
+def test_kuberay_pods_run_haproxy_through_the_images_wrapper(tmp_path):
+    """KubeRay sets Ray's environment from the manifest, so `steerrec serve` never writes a wrapper
+    there: the serving image carries one, written for the ports the manifest gives HAProxy, and
+    the manifest points Ray at it. The image's own command, run here, writes a wrapper whose
+    rewritten config the real HAProxy accepts."""
+    commands = [command for keyword, rest in dockerfile_stages()["serve"] if keyword == "RUN"
+                for command in rest.split("&&") if "steerrec.service.ingress" in command]
+    assert len(commands) == 1, commands
+    argv = shlex.split(commands[0])
+    assert argv[:3] == ["python", "-m", "steerrec.service.ingress"]
+    directory = argv[argv.index("--write-wrapper") + 1]
+    cluster = yaml.safe_load((DEPLOY / "kuberay" / "rayservice.yaml").read_text())["spec"]["rayClusterConfig"]
+    pods = [cluster["headGroupSpec"], *cluster["workerGroupSpecs"]]
+    for pod in pods:
+        env = {e["name"]: e.get("value") for e in pod["template"]["spec"]["containers"][0]["env"]}
+        assert env["RAY_SERVE_HAPROXY_BINARY_PATH"] == f"{directory}/{ingress.WRAPPER_NAME}"
+        assert int(env["RAY_SERVE_HAPROXY_STATS_PORT"]) == ingress.RAY_STATS_PORT
+        assert int(env["RAY_SERVE_HAPROXY_METRICS_PORT"]) == ingress.RAY_METRICS_PORT
+
+    argv[argv.index("--write-wrapper") + 1] = str(tmp_path)
+    written = subprocess.run([sys.executable, *argv[1:]], check=True, capture_output=True, text=True).stdout
+    assert written.strip() == str(tmp_path / ingress.WRAPPER_NAME)
+    cfg = tmp_path / "haproxy.cfg"
+    cfg.write_text(TEMPLATE.format(metrics=ingress.RAY_METRICS_PORT, stats=ingress.RAY_STATS_PORT))
+    check = subprocess.run([written.strip(), "-c", "-f", str(cfg)], capture_output=True, text=True)
+    assert check.returncode == 0 and "ignored" not in check.stderr, check.stderr  # HAProxy's config check
+    text = cfg.read_text()
+    assert f"bind 127.0.0.1:{ingress.RAY_STATS_PORT}" in text and f"bind 127.0.0.1:{ingress.RAY_METRICS_PORT}" in text
+    assert "frontend http_frontend\n    http-request set-header x-request-disconnect-disabled ?1\n" in text
