@@ -14,20 +14,17 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import glob
 import os
-import re
 import shutil
 import signal
 import statistics
 import subprocess
 import sys
 import threading
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from serve_latency import ROOT, run_load, stop_server, wait_ready
+from serve_latency import ROOT, haproxy_replica_ports, run_load, stop_server, wait_ready, wait_routed
 
 NO_DISCONNECT_WATCH = "x-request-disconnect-disabled: ?1\r\n"  # what service/ingress.py's HAProxy sets
 
@@ -87,16 +84,6 @@ def start(kind: str, port: int, state_dir: str, log: Path) -> subprocess.Popen:
         return subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
 
 
-async def replica_port(state_dir: str, timeout: float = 60) -> int:
-    """The replica's direct-ingress port, read from the HAProxy config Serve generated."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        for cfg in glob.glob(f"{state_dir}/*/haproxy.cfg"):
-            found = re.findall(r"server\s+SERVE_REPLICA\S*\s+127\.0\.0\.1:(\d+)", Path(cfg).read_text())
-            if found:
-                return int(found[0])
-        await asyncio.sleep(0.5)
-    raise RuntimeError(f"no replica in the HAProxy config under {state_dir}")
 
 
 async def measure(port: int, args, headers: str = "") -> tuple[float, float]:
@@ -120,8 +107,9 @@ async def bench(kind: str, args, log_dir: Path) -> dict[str, tuple[float, float]
         if kind == "uvicorn":
             out["uvicorn"] = await measure(port, args)
         else:
+            await wait_routed(state_dir, 1)
             out["Serve, through HAProxy"] = await measure(port, args)
-            direct = await replica_port(state_dir)
+            direct = haproxy_replica_ports(state_dir)[0]
             out["Serve, replica port"] = await measure(direct, args, NO_DISCONNECT_WATCH)
             out["Serve, replica port, disconnect watch"] = await measure(direct, args)
     finally:

@@ -23,8 +23,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import glob
 import json
 import os
+import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -51,7 +54,7 @@ def serve_plain(bundle: str, port: int) -> None:
 
 
 def start_server(kind: str, bundle: str, port: int, replicas: int, log: Path, access_log: bool = False,
-                 haproxy_threads: int | None = None) -> subprocess.Popen:
+                 haproxy_threads: int | None = None, state_dir: str | None = None) -> subprocess.Popen:
     if kind == "uvicorn":
         cmd = [sys.executable, __file__, "--plain-server", "--bundle", bundle, "--port", str(port)]
     else:
@@ -59,6 +62,7 @@ def start_server(kind: str, bundle: str, port: int, replicas: int, log: Path, ac
                "--ingress", kind, "--replicas", str(replicas), "--num-cpus", str(os.cpu_count() or 2)]
         cmd += ["--access-log"] if access_log else []
         cmd += ["--haproxy-threads", str(haproxy_threads)] if haproxy_threads and kind == "haproxy" else []
+        cmd += ["--state-dir", state_dir] if state_dir and kind == "haproxy" else []
     env = {**os.environ, "RAY_AUTH_MODE": "disabled", "PYTHONUNBUFFERED": "1"}
     with open(log, "w") as out:
         return subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
@@ -87,6 +91,28 @@ async def wait_ready(port: int, proc: subprocess.Popen, log: Path, timeout: floa
             pass
         await asyncio.sleep(0.5)
     raise RuntimeError(f"server not ready after {timeout} s:\n{log.read_text()[-2000:]}")
+
+
+RELOAD_SETTLE_S = 2.0
+"""A graceful HAProxy reload took ~0.6 s here; the warm-up after it absorbs the reconnects."""
+
+
+def haproxy_replica_ports(state_dir: str) -> list[int]:
+    """The replicas' direct-ingress ports in the HAProxy config Serve generated under ``state_dir``."""
+    return [int(port) for cfg in glob.glob(f"{state_dir}/*/haproxy.cfg")
+            for port in re.findall(r"server\s+SERVE_REPLICA\S*\s+127\.0\.0\.1:(\d+)", Path(cfg).read_text())]
+
+
+async def wait_routed(state_dir: str, replicas: int, timeout: float = 60) -> None:
+    """Wait until HAProxy routes to every replica. Serve reloads HAProxy as replicas register, the
+    last time about when the app first answers; the old HAProxy process then closes its kept-alive
+    connections, so a measurement started at once would pay for that reload and the reconnects."""
+    deadline = time.monotonic() + timeout
+    while len(haproxy_replica_ports(state_dir)) < replicas:
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"HAProxy does not route to {replicas} replicas after {timeout} s")
+        await asyncio.sleep(0.5)
+    await asyncio.sleep(RELOAD_SETTLE_S)
 
 
 # -- client ----------------------------------------------------------------------------------------
@@ -335,11 +361,15 @@ async def bench_config(name: str, args, log_dir: Path) -> dict:
         raise ValueError(f"unknown server option {option!r} in {name!r}; the one option is +log")
     port = free_port()
     log = log_dir / f"{kind}-{replicas or args.replicas}{option}.log"
-    proc = start_server(kind, args.bundle, port, int(replicas or args.replicas), log, access_log=option == "log",
-                        haproxy_threads=args.haproxy_threads)
+    replicas = int(replicas or args.replicas)
+    state_dir = f"/tmp/srl-{os.getpid()}-{port}"  # short: HAProxy caps its socket paths (ingress.py)
+    proc = start_server(kind, args.bundle, port, replicas, log, access_log=option == "log",
+                        haproxy_threads=args.haproxy_threads, state_dir=state_dir)
     results = {}
     try:
         await wait_ready(port, proc, log)
+        if kind == "haproxy":
+            await wait_routed(state_dir, replicas)
         status, body = await fetch(port, "/neurons?limit=1000")
         assert status == 200, body[:300]
         scenarios = scenario_paths(args.bundle, json.loads(body)["neurons"])
@@ -360,6 +390,7 @@ async def bench_config(name: str, args, log_dir: Path) -> dict:
                       file=sys.stderr, flush=True)
     finally:
         stop_server(proc)
+        shutil.rmtree(state_dir, ignore_errors=True)
     return results
 
 
