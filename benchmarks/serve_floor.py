@@ -25,8 +25,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from serve_latency import ROOT, haproxy_replica_ports, run_load, stop_server, wait_ready, wait_routed
+from steerrec.service.ingress import DISCONNECT_HEADER, free_port
 
-NO_DISCONNECT_WATCH = "x-request-disconnect-disabled: ?1\r\n"  # what service/ingress.py's HAProxy sets
+NO_DISCONNECT_WATCH = f"{DISCONNECT_HEADER}: ?1\r\n"  # what service/ingress.py's HAProxy sets
 
 
 def trivial_app():
@@ -95,8 +96,6 @@ async def measure(port: int, args, headers: str = "") -> tuple[float, float]:
 
 
 async def bench(kind: str, args, log_dir: Path) -> dict[str, tuple[float, float]]:
-    from steerrec.service.ingress import free_port
-
     port = free_port()
     state_dir = f"/tmp/srf-{os.getpid()}"  # short: HAProxy caps its socket paths (ingress.py)
     log = log_dir / f"{kind}.log"

@@ -82,8 +82,8 @@ def real_haproxy_binary() -> str:
             os.environ["RAY_SERVE_HAPROXY_BINARY_PATH"] = saved
 
 
-def write_wrapper(state_dir: Path, stats_port: int, metrics_port: int) -> Path:
-    path = state_dir / WRAPPER_NAME
+def write_wrapper(directory: Path, stats_port: int, metrics_port: int) -> Path:
+    path = directory / WRAPPER_NAME
     text = (WRAPPER.replace("{stats_port}", str(stats_port)).replace("{metrics_port}", str(metrics_port))
             .replace("{disconnect_header}", DISCONNECT_HEADER))
     path.write_text(text.replace("{binary}", shlex.quote(real_haproxy_binary())))
