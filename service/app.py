@@ -108,7 +108,6 @@ class SteerService:
             experiments.check_specs(lambda s, f, p: engine.parse(s, f, p))
         self.forms = allowed_forms(self.config, experiments.override_values() if experiments is not None else ["off"])
         self.arm_of_request: OrderedDict[str, tuple[str, str]] = OrderedDict()
-        self.recommendations = 0  # served by this replica: every stage_metrics_every-th one times its stages
         self.reloader = None  # reload.Reloader, set by admin.py when administration is enabled
 
     def assign(self, user: str, ab: str | None):
@@ -134,9 +133,7 @@ class SteerService:
         item_ids, titles = engine.item_ids, engine.titles
         ranked = [{"id": item_ids[r], "title": titles[r], "score": s, "rank": i}
                   for i, (r, s) in enumerate(zip(rec.rows.tolist(), rec.scores.tolist()), start=1)]
-        if self.recommendations % self.config.stage_metrics_every == 0:
-            metrics.stages(rec.encode_s, rec.retrieval_s)
-        self.recommendations += 1
+        metrics.stages(rec.encode_s, rec.retrieval_s)
         for kind, rows in (("steer", rec.steers), ("filter", rec.filters), ("promote", rec.promotes)):
             for row in rows:
                 metrics.steering(kind, row["slug"] or str(row["neuron"]))

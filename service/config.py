@@ -73,12 +73,6 @@ class ServiceConfig:
     """File holding the admin token (e.g. a mounted Kubernetes Secret); read at startup."""
     reload_poll_s: float = 1.0
     """How often a Ray Serve replica checks whether another one reloaded the bundle."""
-    stage_metrics_every: int = 8
-    """Record the encode and retrieval histograms for one ``/recommend`` in this many (1: every one).
-    Ray's metrics agent replays every histogram observation one by one when it exports (~9 us of
-    CPU each, ``benchmarks/ray_metrics_cost.py``), so under Ray Serve these two diagnostic
-    histograms would cost more than the stages they time; the request latency histogram is
-    recorded for every request."""
 
     def __post_init__(self) -> None:
         if not 1 <= self.default_k <= self.max_k:
@@ -91,8 +85,6 @@ class ServiceConfig:
             raise ValueError("max_magnitude and max_threshold must be > 0")
         if self.reload_poll_s <= 0:
             raise ValueError("reload_poll_s must be > 0")
-        if self.stage_metrics_every < 1:
-            raise ValueError(f"stage_metrics_every must be >= 1, got {self.stage_metrics_every}")
         if self.ann_kind not in ("hnsw", "ivf"):
             raise ValueError(f"ann_kind must be 'hnsw' or 'ivf', got {self.ann_kind!r}")
 

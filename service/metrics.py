@@ -12,7 +12,8 @@ Names follow Prometheus conventions: base units (seconds), ``_total`` on counter
     steerrec_http_request_duration_seconds{route}            histogram
     steerrec_encode_duration_seconds                         histogram (code lookup + steering)
     steerrec_retrieval_duration_seconds                      histogram (filters, promotes, search)
-        (these two time one /recommend in ServiceConfig.stage_metrics_every: docs/api.md, Metrics)
+        (under Ray, each histogram is three counters, NAME_bucket, NAME_sum and NAME_count:
+        RayMetrics)
     steerrec_steering_uses_total{kind,neuron}                kind: steer, filter, promote
     steerrec_errors_total{kind}                              invalid_parameter, unknown_user, ...
     steerrec_ab_exposures_total{experiment,arm}
@@ -24,6 +25,8 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from bisect import bisect_left
+from itertools import accumulate
 from typing import Any, Literal
 
 log = logging.getLogger(__name__)
@@ -137,21 +140,36 @@ class PrometheusMetrics(ServiceMetrics):
 class RayMetrics(ServiceMetrics):
     """``ray.util.metrics``, aggregated and exported by Ray's per-node metrics agent.
 
-    A Ray metric call costs ~3.5 us, and a steered request makes one per steer: counter increments
-    are summed in a dict and handed to Ray every ``flush_seconds`` by a daemon thread, as Serve does
-    with its own metrics (Ray's agent exports every few seconds anyway). A replica that dies loses
-    at most that long of counts; histograms are recorded directly."""
+    Nothing reaches Ray on the request path. Counter increments are summed in a dict, and each
+    histogram is kept here as bucket counts and a sum; a daemon thread hands both to Ray every
+    ``flush_seconds``, as Serve does with its own metrics. A replica that dies loses at most that
+    long of counts.
+
+    A histogram goes to Ray as the counters a Prometheus histogram is made of: ``NAME_bucket``
+    (cumulative, labelled ``le``), ``NAME_sum`` and ``NAME_count``, which Ray exports with its
+    ``_total`` suffix. Ray's own Histogram would cost its agent one replayed observation per
+    request (~8 us of CPU, ``benchmarks/ray_metrics_cost.py``), where a counter increment arrives
+    summed; and the agent rebuilds a Histogram's sum from bucket midpoints, where this one is exact."""
 
     def __init__(self, flush_seconds: float = 0.1):
-        from ray.util.metrics import Counter, Histogram
+        from prometheus_client.utils import floatToGoString
+        from ray.util.metrics import Counter
 
         self._metrics = {}
+        self._buckets: dict[str, tuple[float, ...]] = {}
+        self._le: dict[str, list[str]] = {}
         for name, (kind, doc, labels, buckets) in DEFINITIONS.items():
             if kind == "counter":
                 self._metrics[name] = Counter(name, description=doc, tag_keys=labels)
-            else:
-                self._metrics[name] = Histogram(name, description=doc, boundaries=list(buckets), tag_keys=labels)
+                continue
+            self._buckets[name] = buckets
+            self._le[name] = [floatToGoString(b) for b in buckets] + ["+Inf"]
+            self._metrics[f"{name}_bucket"] = Counter(f"{name}_bucket", description=f"{doc} (cumulative bucket counts)",
+                                                      tag_keys=labels + ("le",))
+            self._metrics[f"{name}_sum"] = Counter(f"{name}_sum", description=f"{doc} (sum, seconds)", tag_keys=labels)
+            self._metrics[f"{name}_count"] = Counter(f"{name}_count", description=f"{doc} (count)", tag_keys=labels)
         self._counts: dict[tuple[str, tuple[tuple[str, str], ...]], int] = {}
+        self._histograms: dict[tuple[str, tuple[tuple[str, str], ...]], list[float]] = {}
         self._lock = threading.Lock()
         self._flush_seconds = flush_seconds
         threading.Thread(target=self._flush_forever, name="steerrec-metrics", daemon=True).start()
@@ -161,12 +179,34 @@ class RayMetrics(ServiceMetrics):
         with self._lock:
             self._counts[key] = self._counts.get(key, 0) + 1
 
+    def _observe(self, name, value, labels):
+        """Counts ``value`` in the first bucket whose upper bound is >= it (Prometheus' ``le``);
+        the last slot before the sum is +Inf."""
+        key = (name, tuple(labels.items()))
+        slot = bisect_left(self._buckets[name], value)
+        with self._lock:
+            counts = self._histograms.get(key)
+            if counts is None:
+                counts = self._histograms[key] = [0] * (len(self._buckets[name]) + 1) + [0.0]
+            counts[slot] += 1
+            counts[-1] += value
+
     def flush(self) -> None:
         """Hands the counts summed since the last flush to Ray."""
         with self._lock:
             counts, self._counts = self._counts, {}
+            histograms, self._histograms = self._histograms, {}
         for (name, labels), count in counts.items():
             self._metrics[name].inc(count, tags=dict(labels) or None)
+        for (name, labels), slots in histograms.items():
+            *counts, total_s = slots
+            tags = dict(labels)
+            for le, cumulative in zip(self._le[name], accumulate(counts)):
+                if cumulative:  # Ray refuses a zero increment: a bucket's series starts when first reached
+                    self._metrics[f"{name}_bucket"].inc(cumulative, tags={**tags, "le": le})
+            if total_s > 0:
+                self._metrics[f"{name}_sum"].inc(total_s, tags=tags or None)
+            self._metrics[f"{name}_count"].inc(sum(counts), tags=tags or None)
 
     def _flush_forever(self) -> None:
         while True:
@@ -175,9 +215,6 @@ class RayMetrics(ServiceMetrics):
                 self.flush()
             except Exception:  # a metrics hiccup must not end the thread and silence every counter
                 log.exception("could not hand metrics to Ray")
-
-    def _observe(self, name, value, labels):
-        self._metrics[name].observe(value, tags=labels or None)
 
 
 def _inside_ray_worker() -> bool:

@@ -37,8 +37,8 @@ RAY_SERVE_SOURCE = Path(__import__("ray.serve", fromlist=["serve"]).__file__).pa
 
 
 def service_exposition() -> str:
-    """The service's own metrics output with every metric recorded once (as Ray exports them, each
-    name prefixed ray_)."""
+    """The service's own metrics output with every metric recorded once, named as Ray exports them:
+    prefixed ray_, and a histogram's three series as counters (RayMetrics), so suffixed _total."""
     metrics = PrometheusMetrics()
     metrics.request("/recommend", "GET", 200, 0.01)
     metrics.stages(0.001, 0.002)
@@ -46,7 +46,10 @@ def service_exposition() -> str:
     metrics.error("invalid_parameter")
     metrics.exposure("genre", "horror")
     metrics.feedback("genre", "horror", "click")
-    return re.sub(r"^(steerrec_)", r"ray_\1", metrics.exposition().decode(), flags=re.MULTILINE)
+    histograms = "|".join(name for name, (kind, *_) in DEFINITIONS.items() if kind == "histogram")
+    text = re.sub(rf"^({histograms})_(bucket|sum|count)\b", r"\1_\2_total", metrics.exposition().decode(),
+                  flags=re.MULTILINE)
+    return re.sub(r"^(steerrec_)", r"ray_\1", text, flags=re.MULTILINE)
 
 
 def exposition_labels(text: str) -> dict[str, set[str]]:
@@ -90,7 +93,7 @@ def test_every_referenced_metric_is_exported_with_the_labels_used():
     service = exposition_labels(service_exposition())
     serve = ray_serve_metric_names()
     referenced = referenced_metrics()
-    assert {"ray_steerrec_http_requests_total", "ray_steerrec_http_request_duration_seconds_bucket",
+    assert {"ray_steerrec_http_requests_total", "ray_steerrec_http_request_duration_seconds_bucket_total",
             "ray_steerrec_steering_uses_total", "ray_steerrec_ab_exposures_total",
             "ray_steerrec_ab_feedback_total", "ray_steerrec_errors_total",
             "ray_serve_deployment_replica_healthy"} <= referenced
@@ -115,7 +118,7 @@ def test_every_referenced_metric_is_exported_with_the_labels_used():
 def test_service_exposition_matches_the_definitions():
     samples = exposition_labels(service_exposition())
     for name, (kind, _, labels, _) in DEFINITIONS.items():
-        exported = f"ray_{name}_bucket" if kind == "histogram" else f"ray_{name}"
+        exported = f"ray_{name}_bucket_total" if kind == "histogram" else f"ray_{name}"
         assert exported in samples and set(labels) <= samples[exported], name
 
 
@@ -175,7 +178,7 @@ def test_dashboard_panels():
         assert {"h", "w", "x", "y"} <= set(p["gridPos"]) and p["gridPos"]["x"] + p["gridPos"]["w"] <= 24
         assert [t["refId"] for t in p["targets"]] == [chr(ord("A") + i) for i in range(len(p["targets"]))]
     exprs = " ".join(t["expr"] for p in panels for t in p["targets"])
-    for needed in ("histogram_quantile(0.99, sum by (le) (rate(ray_steerrec_http_request_duration_seconds_bucket",
+    for needed in ("histogram_quantile(0.99, sum by (le) (rate(ray_steerrec_http_request_duration_seconds_bucket_total",
                    "rate(ray_steerrec_http_requests_total", 'status=~"5.."', "ray_steerrec_errors_total",
                    "ray_steerrec_steering_uses_total", "sum by (experiment, arm) (rate(ray_steerrec_ab_exposures_total",
                    'ray_steerrec_ab_feedback_total{kind="click"}', "ray_serve_deployment_replica_healthy"):

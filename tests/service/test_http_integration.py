@@ -165,5 +165,5 @@ def test_prometheus_metrics_from_rays_export_port(server):
         if "ray_steerrec_steering_uses_total" in text and "ray_steerrec_http_requests_total" in text:
             break
         time.sleep(2)
-    assert 'route="/recommend"' in text and "ray_steerrec_http_request_duration_seconds_bucket" in text
+    assert 'route="/recommend"' in text and "ray_steerrec_http_request_duration_seconds_bucket_total" in text
     assert "ray_steerrec_steering_uses_total" in text and "ray_steerrec_ab_exposures_total" in text

@@ -102,5 +102,3 @@ def test_limits_come_from_the_environment_and_are_validated():
         ServiceConfig(max_magnitude=0)
     with pytest.raises(ValueError, match=r"default_k must be in 1..max_k \(5\)"):
         ServiceConfig(max_k=5)
-    with pytest.raises(ValueError, match="stage_metrics_every must be >= 1, got 0"):
-        ServiceConfig.from_env({"STEERREC_STAGE_METRICS_EVERY": "0"})

@@ -214,13 +214,13 @@ def test_prometheus_receives_the_service_metrics_with_their_labels(server, prome
     in_arm = _traffic(server["client"])
     wanted = {
         'ray_steerrec_http_requests_total{route="/recommend",method="GET",status="200"}': {"route", "method", "status"},
-        'ray_steerrec_http_request_duration_seconds_bucket{route="/recommend",le="+Inf"}': {"route", "le"},
+        'ray_steerrec_http_request_duration_seconds_bucket_total{route="/recommend",le="+Inf"}': {"route", "le"},
         'ray_steerrec_steering_uses_total{kind="steer",neuron="7"}': {"kind", "neuron"},
         'ray_steerrec_errors_total{kind="invalid_parameter"}': {"kind"},
         f'ray_steerrec_ab_exposures_total{{experiment="genre",arm="{in_arm["arm"]}"}}': {"experiment", "arm"},
         f'ray_steerrec_ab_feedback_total{{experiment="genre",arm="{in_arm["arm"]}",kind="click"}}':
             {"experiment", "arm", "kind"},
-        'ray_steerrec_encode_duration_seconds_count': set(),
+        'ray_steerrec_encode_duration_seconds_count_total': set(),
         'up{job="steerrec"}': set(),
     }
     results: dict[str, list[dict]] = {}
