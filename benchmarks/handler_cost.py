@@ -4,9 +4,11 @@ interface (middleware, query parsing, engine, response), and the engine's ``reco
 The same request kinds as ``serve_latency.py`` (the filtered and promoted neuron is the one active on
 the share of items closest to 30%), interleaved in a fresh random order every cycle, over 200
 users; medians in microseconds, and each kind's excess over the no-op route (ASGI) or over the
-unsteered request (engine).
+unsteered request (engine). The app is timed twice: back to back, and with the process sleeping
+``--idle-us`` before each call, as a server at concurrency 1 idles between requests while the
+client reads the answer and sends the next (its caches and the CPU it wakes on are then colder).
 
-    python benchmarks/handler_cost.py [--bundle bundles/demo] [--cycles 4000]
+    python benchmarks/handler_cost.py [--bundle bundles/demo] [--cycles 4000] [--idle-us 300]
 """
 
 from __future__ import annotations
@@ -57,7 +59,7 @@ async def asgi_call(app, path: str, query: str) -> int:
     return status[0]
 
 
-async def time_asgi(app, users: list[str], kinds: dict[str, dict], cycles: int) -> dict[str, float]:
+async def time_asgi(app, users: list[str], kinds: dict[str, dict], cycles: int, idle_s: float = 0.0) -> dict[str, float]:
     calls = {"noop": lambda u: ("/noop", "")} | {
         name: (lambda u, kw=kw: ("/recommend", query_string(u, kw))) for name, kw in kinds.items()}
     times: dict[str, list[float]] = {name: [] for name in calls}
@@ -66,6 +68,8 @@ async def time_asgi(app, users: list[str], kinds: dict[str, dict], cycles: int) 
         random.shuffle(order)
         for name, call in order:
             path, query = call(users[cycle % len(users)])
+            if idle_s:
+                time.sleep(idle_s)
             started = time.perf_counter()
             status = await asgi_call(app, path, query)
             elapsed = time.perf_counter() - started
@@ -92,6 +96,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--bundle", default="bundles/demo")
     parser.add_argument("--cycles", type=int, default=4000)
+    parser.add_argument("--idle-us", type=float, default=300.0,
+                        help="sleep before each call in the second timing of the app (default 300 us, about the "
+                             "time a concurrency-1 client takes to turn a response into the next request here)")
     args = parser.parse_args()
     random.seed(0)
     engine = SteeringEngine(args.bundle)
@@ -99,14 +106,16 @@ def main() -> None:
     users = list(engine.user_ids[:200])
     kinds = request_kinds(engine)
     handler = asyncio.run(time_asgi(app, users, kinds, args.cycles))
+    idle = asyncio.run(time_asgi(app, users, kinds, args.cycles, args.idle_us / 1e6))
     alone = time_engine(engine, users, kinds, args.cycles)
-    rows = [["noop", f"{handler['noop']:.1f}", "-", "-", "-"]]
-    rows += [[name, f"{handler[name]:.1f}", f"{handler[name] - handler['noop']:.1f}", f"{alone[name]:.1f}",
-              f"{alone[name] - alone['unsteered']:.1f}"] for name in kinds]
-    print(f"{args.bundle}: {len(engine.item_ids)} items; medians of {args.cycles} interleaved cycles\n")
-    print(markdown_table(["request", "ASGI us", "ASGI over no-op us", "engine us", "engine over unsteered us"],
-                         rows))
-
+    rows = [["noop", f"{handler['noop']:.1f}", "-", f"{idle['noop']:.1f}", "-", "-", "-"]]
+    rows += [[name, f"{handler[name]:.1f}", f"{handler[name] - handler['noop']:.1f}", f"{idle[name]:.1f}",
+              f"{idle[name] - idle['noop']:.1f}", f"{alone[name]:.1f}", f"{alone[name] - alone['unsteered']:.1f}"]
+             for name in kinds]
+    print(f"{args.bundle}: {len(engine.item_ids)} items; medians of {args.cycles} interleaved cycles; "
+          f"idle: {args.idle_us:.0f} us asleep before each call\n")
+    print(markdown_table(["request", "ASGI us", "ASGI over no-op us", "ASGI us, idle", "ASGI over no-op us, idle",
+                          "engine us", "engine over unsteered us"], rows))
 
 if __name__ == "__main__":
     main()
