@@ -85,8 +85,6 @@ def start(kind: str, port: int, state_dir: str, log: Path) -> subprocess.Popen:
         return subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
 
 
-
-
 async def measure(port: int, args, headers: str = "") -> tuple[float, float]:
     """(median p50 at concurrency 1 over --repeats runs in ms, req/s at concurrency 32)."""
     p50s = [(await run_load(port, ["/noop"], 1, args.requests, args.seconds, 300, headers=headers))["p50"]
