@@ -22,6 +22,7 @@ are turned off; the app's own metrics (service/metrics.py) cover requests and la
 from __future__ import annotations
 
 import os
+import random
 import shlex
 import socket
 import stat
@@ -64,10 +65,39 @@ exec {binary} "$@"
 """
 
 
-def free_port(host: str = "127.0.0.1") -> int:
-    with socket.socket() as s:
-        s.bind((host, 0))
-        return s.getsockname()[1]
+RAY_MAX_WORKER_PORT = 19999
+"""Top of Ray's default worker port range (10002-19999)."""
+
+
+def ephemeral_port_floor() -> int:
+    """Lowest port the kernel hands to a socket bound to port 0 (Linux's default when unreadable)."""
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+
+
+def free_port(host: str = "127.0.0.1", attempts: int = 200) -> int:
+    """A port free now that nothing else is likely to take before we bind it.
+
+    A port from ``bind(port 0)`` is ephemeral: once released, the kernel may give it to the next
+    socket anyone binds to port 0, and Ray binds several of those while it starts, between our pick
+    and the server's bind (CI once saw HAProxy's stats port taken that way). Ports between Ray's
+    worker range and the ephemeral range are handed out by no one unless asked for by number.
+    """
+    low, high = RAY_MAX_WORKER_PORT + 1, ephemeral_port_floor()
+    if high - low < attempts:  # an unusual ip_local_port_range leaves no quiet band: fall back
+        with socket.socket() as s:
+            s.bind((host, 0))
+            return s.getsockname()[1]
+    for port in random.sample(range(low, high), attempts):
+        with socket.socket() as s:
+            try:
+                s.bind((host, port))
+            except OSError:
+                continue
+            return port
+    raise OSError(f"no free port on {host} among {attempts} tried in {low}-{high - 1}")
 
 
 def real_haproxy_binary() -> str:

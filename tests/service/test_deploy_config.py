@@ -4,6 +4,7 @@ touching the client-facing frontend's bind."""
 
 import shlex
 import shutil
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -83,6 +84,28 @@ def test_haproxy_environment_is_private_and_short(tmp_path):
         assert "too long" in str(exc)
     else:
         raise AssertionError("a state directory too long for HAProxy's socket paths was accepted")
+
+
+def test_free_ports_come_from_the_band_no_one_hands_out(monkeypatch):
+    """Ports are picked between Ray's worker range and the kernel's ephemeral range, so Ray binding
+    port 0 while it starts cannot take one before our server binds it; a taken port is skipped."""
+    low, high = ingress.RAY_MAX_WORKER_PORT + 1, ingress.ephemeral_port_floor()
+    ports = {ingress.free_port() for _ in range(20)}
+    assert all(low <= port < high for port in ports) and len(ports) > 1
+    with socket.socket() as taken:
+        busy, quiet = min(ports), max(ports)
+        taken.bind(("127.0.0.1", busy))
+        monkeypatch.setattr(ingress.random, "sample", lambda population, k: [busy, quiet])
+        assert ingress.free_port(attempts=2) == quiet
+        monkeypatch.setattr(ingress.random, "sample", lambda population, k: [busy])
+        with pytest.raises(OSError, match="no free port on 127.0.0.1 among 1 tried"):
+            ingress.free_port(attempts=1)
+
+
+def test_free_port_falls_back_to_the_kernel_without_a_quiet_band(monkeypatch):
+    floor = ingress.ephemeral_port_floor()
+    monkeypatch.setattr(ingress, "ephemeral_port_floor", lambda: ingress.RAY_MAX_WORKER_PORT + 10)
+    assert ingress.free_port() >= floor  # the kernel's pick, from its ephemeral range
 
 
 def test_haproxy_threads_leave_the_cores_to_the_replicas(monkeypatch):
