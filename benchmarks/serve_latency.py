@@ -16,7 +16,9 @@ client (uvloop when installed) so it costs the shared cores as little as possibl
     python benchmarks/serve_latency.py --bundle bundles/demo [--configs uvicorn,haproxy,proxy]
         [--concurrency 1,8,32] [--requests 2000] [--seconds 5] [--replicas 1] [--rounds 1]
 
-A config may name a replica count and Serve's access log: haproxy:2, haproxy+log, haproxy:2+log.
+A config may name a replica count and Serve's access log: haproxy:2, haproxy+log, haproxy:2+log;
+haproxy+port sends every request to the one replica's own HTTP port instead, bypassing HAProxy (with
+the header steerrec's HAProxy adds), which splits Serve's cost between HAProxy's hop and the replica.
 """
 
 from __future__ import annotations
@@ -235,14 +237,14 @@ def figures(latencies_s: list[float], rps: float, cpu_us: float, errors: int, re
 
 
 async def run_paired(port: int, scenarios: dict[str, list[str]], max_requests: int, max_seconds: float,
-                     warmup: int, seed: int = 0) -> dict[str, dict]:
+                     warmup: int, seed: int = 0, headers: str = "") -> dict[str, dict]:
     """Concurrency 1 with the scenarios interleaved on one connection: each cycle sends one request
     of every scenario, in a fresh random order. Ratios of their p50s then compare requests served
     side by side, so a slow spell of the shared machine, or drift over the server's life, cannot
     favour one scenario (measured one after the other, 1 steer vs unsteered swung 1.04x to 1.24x
     between runs of the same code)."""
     names = list(scenarios)
-    requests = {n: [request_bytes(p) for p in paths] for n, paths in scenarios.items()}
+    requests = {n: [request_bytes(p, headers) for p in paths] for n, paths in scenarios.items()}
     latencies: dict[str, list[float]] = {n: [] for n in names}
     errors = dict.fromkeys(names, 0)
     rng = np.random.default_rng(seed)
@@ -269,7 +271,7 @@ SLICE_S = 0.5
 
 async def run_sliced(port: int, scenarios: dict[str, list[str]], concurrency: int, max_requests: int,
                      max_seconds: float, warmup: int, session: int | None = None,
-                     slice_s: float = SLICE_S) -> dict[str, dict]:
+                     slice_s: float = SLICE_S, headers: str = "") -> dict[str, dict]:
     """Closed-loop load at ``concurrency`` that switches from one scenario to the next every
     ``slice_s`` seconds, round after round, until each has had ``max_seconds`` (or ``max_requests``
     requests). Ray's metrics agent exports every 10 s and takes most of a core for about a second
@@ -280,7 +282,7 @@ async def run_sliced(port: int, scenarios: dict[str, list[str]], concurrency: in
     of the agent's cycle. A request counts for the scenario it was sent under; the server's CPU
     time during a slice is charged to that slice's scenario."""
     names = list(scenarios)
-    requests = {n: [request_bytes(p) for p in paths] for n, paths in scenarios.items()}
+    requests = {n: [request_bytes(p, headers) for p in paths] for n, paths in scenarios.items()}
     latencies: dict[str, list[float]] = {n: [] for n in names}
     errors = dict.fromkeys(names, 0)
     elapsed = dict.fromkeys(names, 0.0)
@@ -352,13 +354,16 @@ def scenario_paths(bundle: str, neurons: list[dict]) -> dict[str, list[str]]:
 
 async def bench_config(name: str, args, log_dir: Path) -> dict:
     """``name`` is uvicorn, haproxy or proxy, optionally with a replica count (haproxy:2) and
-    Serve's per-request access log (haproxy+log, haproxy:2+log)."""
-    from steerrec.service.ingress import free_port
+    Serve's per-request access log (haproxy+log, haproxy:2+log), or haproxy+port: the load goes to
+    the replica's own port, HAProxy bypassed."""
+    from steerrec.service.ingress import DISCONNECT_HEADER, free_port
 
     spec, _, option = name.partition("+")
     kind, _, replicas = spec.partition(":")
-    if option not in ("", "log"):
-        raise ValueError(f"unknown server option {option!r} in {name!r}; the one option is +log")
+    if option not in ("", "log", "port"):
+        raise ValueError(f"unknown server option {option!r} in {name!r}; the options are +log and +port")
+    if option == "port" and (kind != "haproxy" or int(replicas or args.replicas) != 1):
+        raise ValueError(f"{name!r}: +port needs the HAProxy ingress and one replica (one port to load)")
     port = free_port()
     log = log_dir / f"{kind}-{replicas or args.replicas}{option}.log"
     replicas = int(replicas or args.replicas)
@@ -370,6 +375,9 @@ async def bench_config(name: str, args, log_dir: Path) -> dict:
         await wait_ready(port, proc, log)
         if kind == "haproxy":
             await wait_routed(state_dir, replicas)
+        headers = ""
+        if option == "port":  # as HAProxy forwards it: with the header that turns off the disconnect watch
+            port, headers = haproxy_replica_ports(state_dir)[0], f"{DISCONNECT_HEADER}: ?1\r\n"
         status, body = await fetch(port, "/neurons?limit=1000")
         assert status == 200, body[:300]
         scenarios = scenario_paths(args.bundle, json.loads(body)["neurons"])
@@ -378,10 +386,10 @@ async def bench_config(name: str, args, log_dir: Path) -> dict:
             assert status == 200, (name, scenario, body[:300])
         for c in args.concurrency:
             if c == 1:  # side by side (run_paired); throughput and CPU need one scenario at a time
-                cells = await run_paired(port, scenarios, args.requests, args.seconds, args.warmup)
+                cells = await run_paired(port, scenarios, args.requests, args.seconds, args.warmup, headers=headers)
             else:  # one scenario at a time, in short slices taken in turn (run_sliced)
                 cells = await run_sliced(port, scenarios, c, args.requests, args.seconds, args.warmup,
-                                         session=proc.pid)
+                                         session=proc.pid, headers=headers)
             for scenario, r in cells.items():
                 results[(scenario, c)] = r
                 print(f"  {name:9s} {scenario:10s} c={c:<3d} p50 {r['p50']:.3f} ms  p99 {r['p99']:.3f} ms  "
@@ -404,7 +412,8 @@ def ratios(rounds: dict[str, list[dict]], kind: str, name: str, low: int, high: 
     """The target ratios of one request on one server, each taken within a round (against that
     round's unsteered, no-op and uvicorn figures) and then the median over the rounds."""
     def median(fn):
-        return round(float(np.median([fn(i) for i in range(len(rounds[kind]))])), 3)
+        value = float(np.median([fn(i) for i in range(len(rounds[kind]))]))
+        return "-" if np.isnan(value) else round(value, 3)  # "-": throughput and CPU need concurrency > 1
 
     res = rounds[kind]
     row = [median(lambda i: res[i][(name, low)]["p50"] / res[i][("unsteered", low)]["p50"]),
@@ -449,7 +458,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--bundle", default="bundles/demo")
     parser.add_argument("--configs", default="uvicorn,haproxy,proxy",
-                        help="uvicorn, haproxy, proxy; haproxy:2 for two replicas, haproxy+log with Serve's access log")
+                        help="uvicorn, haproxy, proxy; haproxy:2 for two replicas, haproxy+log with Serve's "
+                             "access log, haproxy+port on the replica's own port (HAProxy bypassed)")
     parser.add_argument("--concurrency", default="1,8,32")
     parser.add_argument("--requests", type=int, default=2000, help="per measurement, after warm-up")
     parser.add_argument("--seconds", type=float, default=5.0, help="per measurement, after warm-up")
