@@ -68,6 +68,9 @@ exec {binary} "$@"
 RAY_MAX_WORKER_PORT = 19999
 """Top of Ray's default worker port range (10002-19999)."""
 
+SERVE_MIN_REPLICA_PORT = 30000
+"""Bottom of the range Serve's direct-ingress replicas take HTTP ports from (30000-31000 by default)."""
+
 
 def ephemeral_port_floor() -> int:
     """Lowest port the kernel hands to a socket bound to port 0 (Linux's default when unreadable)."""
@@ -82,10 +85,11 @@ def free_port(host: str = "127.0.0.1", attempts: int = 200) -> int:
 
     A port from ``bind(port 0)`` is ephemeral: once released, the kernel may give it to the next
     socket anyone binds to port 0, and Ray binds several of those while it starts, between our pick
-    and the server's bind (CI once saw HAProxy's stats port taken that way). Ports between Ray's
-    worker range and the ephemeral range are handed out by no one unless asked for by number.
+    and the server's bind (CI once saw HAProxy's stats port taken that way). Ports above Ray's
+    worker range and below both Serve's replica ports and the ephemeral range are handed out by no
+    one unless asked for by number.
     """
-    low, high = RAY_MAX_WORKER_PORT + 1, ephemeral_port_floor()
+    low, high = RAY_MAX_WORKER_PORT + 1, min(SERVE_MIN_REPLICA_PORT, ephemeral_port_floor())
     if high - low < attempts:  # an unusual ip_local_port_range leaves no quiet band: fall back
         with socket.socket() as s:
             s.bind((host, 0))

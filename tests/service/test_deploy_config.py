@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from ray.serve._private import constants as serve_constants
 from ray.serve.schema import ServeDeploySchema
 from steerrec.service import ingress
 from steerrec.service.deployment import build_app
@@ -87,9 +88,11 @@ def test_haproxy_environment_is_private_and_short(tmp_path):
 
 
 def test_free_ports_come_from_the_band_no_one_hands_out(monkeypatch):
-    """Ports are picked between Ray's worker range and the kernel's ephemeral range, so Ray binding
-    port 0 while it starts cannot take one before our server binds it; a taken port is skipped."""
-    low, high = ingress.RAY_MAX_WORKER_PORT + 1, ingress.ephemeral_port_floor()
+    """Ports are picked above Ray's worker range, below Serve's replica ports and the kernel's
+    ephemeral range, so Ray starting up cannot take one before our server binds it; a taken port is
+    skipped."""
+    low, high = ingress.RAY_MAX_WORKER_PORT + 1, min(ingress.SERVE_MIN_REPLICA_PORT, ingress.ephemeral_port_floor())
+    assert ingress.SERVE_MIN_REPLICA_PORT == serve_constants.RAY_SERVE_DIRECT_INGRESS_MIN_HTTP_PORT
     ports = {ingress.free_port() for _ in range(20)}
     assert all(low <= port < high for port in ports) and len(ports) > 1
     with socket.socket() as taken:
