@@ -36,6 +36,7 @@ NO_DISCONNECT_WATCH = f"{DISCONNECT_HEADER}: ?1\r\n"  # what service/ingress.py'
 
 
 READ_LIMIT_KB = 16384
+"""The trivial route's array (16 MB, several times a core's L2 here): the most ``kb`` may read."""
 
 
 def trivial_app():
