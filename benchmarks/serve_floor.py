@@ -29,11 +29,17 @@ import threading
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from serve_latency import ROOT, haproxy_replica_ports, run_load, run_paired, stop_server, wait_ready, wait_routed
-from steerrec.service.ingress import DISCONNECT_HEADER, free_port
-
-NO_DISCONNECT_WATCH = f"{DISCONNECT_HEADER}: ?1\r\n"  # what service/ingress.py's HAProxy sets
-
+from serve_latency import (
+    NO_DISCONNECT_WATCH,
+    ROOT,
+    haproxy_replica_ports,
+    run_load,
+    run_paired,
+    stop_server,
+    wait_ready,
+    wait_routed,
+)
+from steerrec.service.ingress import free_port
 
 READ_LIMIT_KB = 16384
 """The trivial route's array (16 MB, several times a core's L2 here): the most ``kb`` may read."""

@@ -39,9 +39,12 @@ from typing import Self
 from urllib.parse import quote
 
 import numpy as np
+from steerrec.service.ingress import DISCONNECT_HEADER
 
 ROOT = Path(__file__).resolve().parents[1]
 SCENARIOS = ("noop", "unsteered", "1 steer", "4 steers", "filter", "promote")
+NO_DISCONNECT_WATCH = f"{DISCONNECT_HEADER}: ?1\r\n"
+"""The header line steerrec's HAProxy adds (service/ingress.py), for requests sent to a replica directly."""
 
 
 # -- servers ---------------------------------------------------------------------------------------
@@ -356,7 +359,7 @@ async def bench_config(name: str, args, log_dir: Path) -> dict:
     """``name`` is uvicorn, haproxy or proxy, optionally with a replica count (haproxy:2) and
     Serve's per-request access log (haproxy+log, haproxy:2+log), or haproxy+port: the load goes to
     the replica's own port, HAProxy bypassed."""
-    from steerrec.service.ingress import DISCONNECT_HEADER, free_port
+    from steerrec.service.ingress import free_port
 
     spec, _, option = name.partition("+")
     kind, _, replicas = spec.partition(":")
@@ -377,7 +380,7 @@ async def bench_config(name: str, args, log_dir: Path) -> dict:
             await wait_routed(state_dir, replicas)
         headers = ""
         if option == "port":  # as HAProxy forwards it: with the header that turns off the disconnect watch
-            port, headers = haproxy_replica_ports(state_dir)[0], f"{DISCONNECT_HEADER}: ?1\r\n"
+            port, headers = haproxy_replica_ports(state_dir)[0], NO_DISCONNECT_WATCH
         status, body = await fetch(port, "/neurons?limit=1000")
         assert status == 200, body[:300]
         scenarios = scenario_paths(args.bundle, json.loads(body)["neurons"])

@@ -199,14 +199,14 @@ class RayMetrics(ServiceMetrics):
         for (name, labels), count in counts.items():
             self._metrics[name].inc(count, tags=dict(labels) or None)
         for (name, labels), slots in histograms.items():
-            *counts, total_s = slots
+            *bucket_counts, total_s = slots
             tags = dict(labels)
-            for le, cumulative in zip(self._le[name], accumulate(counts)):
+            for le, cumulative in zip(self._le[name], accumulate(bucket_counts)):
                 if cumulative:  # Ray refuses a zero increment: a bucket's series starts when first reached
                     self._metrics[f"{name}_bucket"].inc(cumulative, tags={**tags, "le": le})
             if total_s > 0:
                 self._metrics[f"{name}_sum"].inc(total_s, tags=tags or None)
-            self._metrics[f"{name}_count"].inc(sum(counts), tags=tags or None)
+            self._metrics[f"{name}_count"].inc(sum(bucket_counts), tags=tags or None)
 
     def _flush_forever(self) -> None:
         while True:

@@ -19,7 +19,6 @@ class Recorder:
         self.calls.append((value, tags))
 
 
-
 @pytest.fixture
 def recorded(monkeypatch):
     monkeypatch.setattr(ray.util.metrics, "Counter", Recorder)
