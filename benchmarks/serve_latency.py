@@ -18,7 +18,10 @@ client (uvloop when installed) so it costs the shared cores as little as possibl
 
 A config may name a replica count and Serve's access log: haproxy:2, haproxy+log, haproxy:2+log;
 haproxy+port sends every request to the one replica's own HTTP port instead, bypassing HAProxy (with
-the header steerrec's HAProxy adds), which splits Serve's cost between HAProxy's hop and the replica.
+the header steerrec's HAProxy adds), which splits Serve's cost between HAProxy's hop and the replica;
+haproxy+tcp puts a second HAProxy in front of that port as a bare TCP relay (mode tcp: no HTTP
+parsing, routing or rules; the client sends the header itself), the cheapest hop a proxy can add;
+uvicorn+tcp puts the same relay in front of plain uvicorn.
 """
 
 from __future__ import annotations
@@ -71,6 +74,36 @@ def start_server(kind: str, bundle: str, port: int, replicas: int, log: Path, ac
     env = {**os.environ, "RAY_AUTH_MODE": "disabled", "PYTHONUNBUFFERED": "1"}
     with open(log, "w") as out:
         return subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+
+
+TCP_RELAY = """global
+    nbthread {threads}
+    maxconn 4096
+defaults
+    mode tcp
+    timeout connect 5s
+    timeout client 3600s
+    timeout server 3600s
+frontend relay
+    bind 127.0.0.1:{port}
+    default_backend replicas
+backend replicas
+    balance roundrobin
+{servers}
+"""
+"""HAProxy as a bare TCP relay: what a proxy costs a request with none of HTTP mode's work."""
+
+
+def start_tcp_relay(port: int, replica_ports: list[int], state_dir: str, log: Path) -> subprocess.Popen:
+    """The same HAProxy binary and thread count as the ingress, relaying TCP to the replicas' ports."""
+    from steerrec.service.ingress import default_haproxy_threads, real_haproxy_binary
+
+    cfg = Path(state_dir) / "tcp-relay.cfg"
+    servers = "\n".join(f"    server replica{i} 127.0.0.1:{p}" for i, p in enumerate(replica_ports))
+    cfg.write_text(TCP_RELAY.format(threads=default_haproxy_threads(), port=port, servers=servers))
+    with open(log, "w") as out:
+        return subprocess.Popen([real_haproxy_binary(), "-f", str(cfg)], stdout=out, stderr=subprocess.STDOUT,
+                                start_new_session=True)
 
 
 def stop_server(proc: subprocess.Popen) -> None:
@@ -196,15 +229,15 @@ def process_stats():
             yield int(entry), stat[stat.rindex(")") + 2:].split()
 
 
-def session_cpu_seconds(session: int) -> float:
-    """CPU time used so far by the live processes of a session: the server started with
+def session_cpu_seconds(sessions: tuple[int, ...]) -> float:
+    """CPU time used so far by the live processes of some sessions: each server started with
     ``start_new_session`` and, for Ray Serve, its GCS, raylet, actors, replicas and HAProxy."""
-    return sum(int(f[11]) + int(f[12]) for _, f in process_stats() if int(f[3]) == session) / CLK_TCK
+    return sum(int(f[11]) + int(f[12]) for _, f in process_stats() if int(f[3]) in sessions) / CLK_TCK
 
 
 async def run_load(port: int, paths: list[str], concurrency: int, max_requests: int, max_seconds: float,
-                   warmup: int, session: int | None = None, headers: str = "") -> dict:
-    """Closed-loop load; with ``session``, also the server's CPU time per measured request."""
+                   warmup: int, sessions: tuple[int, ...] = (), headers: str = "") -> dict:
+    """Closed-loop load; with ``sessions``, also the server's CPU time per measured request."""
     requests = [request_bytes(p, headers) for p in paths]
     latencies: list[float] = []
     errors = reconnects = 0
@@ -225,11 +258,11 @@ async def run_load(port: int, paths: list[str], concurrency: int, max_requests: 
     await asyncio.gather(*(worker(time.perf_counter() + 30, [warmup // concurrency + 1], False)
                            for _ in range(concurrency)))
     quota = [max_requests]
-    cpu_before = session_cpu_seconds(session) if session else 0.0
+    cpu_before = session_cpu_seconds(sessions) if sessions else 0.0
     started = time.perf_counter()
     await asyncio.gather(*(worker(started + max_seconds, quota, True) for _ in range(concurrency)))
     elapsed = time.perf_counter() - started
-    cpu = session_cpu_seconds(session) - cpu_before if session else float("nan")
+    cpu = session_cpu_seconds(sessions) - cpu_before if sessions else float("nan")
     return figures(latencies, len(latencies) / elapsed, 1e6 * cpu / max(1, len(latencies)), errors, reconnects)
 
 
@@ -273,7 +306,7 @@ SLICE_S = 0.5
 
 
 async def run_sliced(port: int, scenarios: dict[str, list[str]], concurrency: int, max_requests: int,
-                     max_seconds: float, warmup: int, session: int | None = None,
+                     max_seconds: float, warmup: int, sessions: tuple[int, ...] = (),
                      slice_s: float = SLICE_S, headers: str = "") -> dict[str, dict]:
     """Closed-loop load at ``concurrency`` that switches from one scenario to the next every
     ``slice_s`` seconds, round after round, until each has had ``max_seconds`` (or ``max_requests``
@@ -317,17 +350,17 @@ async def run_sliced(port: int, scenarios: dict[str, list[str]], concurrency: in
                 break
             for name in todo:
                 state["scenario"] = name
-                cpu_before = session_cpu_seconds(session) if session else 0.0
+                cpu_before = session_cpu_seconds(sessions) if sessions else 0.0
                 started = time.perf_counter()
                 await asyncio.sleep(slice_s)
                 elapsed[name] += time.perf_counter() - started
-                if session:
-                    cpu[name] += session_cpu_seconds(session) - cpu_before
+                if sessions:
+                    cpu[name] += session_cpu_seconds(sessions) - cpu_before
     finally:
         state["stop"] = True
         await asyncio.gather(*workers, return_exceptions=True)
     return {n: figures(latencies[n], len(latencies[n]) / elapsed[n],
-                       1e6 * cpu[n] / max(1, len(latencies[n])) if session else float("nan"), errors[n],
+                       1e6 * cpu[n] / max(1, len(latencies[n])) if sessions else float("nan"), errors[n],
                        state["reconnects"]) for n in names}
 
 
@@ -358,22 +391,25 @@ def scenario_paths(bundle: str, neurons: list[dict]) -> dict[str, list[str]]:
 async def bench_config(name: str, args, log_dir: Path) -> dict:
     """``name`` is uvicorn, haproxy or proxy, optionally with a replica count (haproxy:2) and
     Serve's per-request access log (haproxy+log, haproxy:2+log), or haproxy+port: the load goes to
-    the replica's own port, HAProxy bypassed."""
+    the replica's own port, HAProxy bypassed, or haproxy+tcp / uvicorn+tcp: through a bare TCP relay
+    to that port or to uvicorn's."""
     from steerrec.service.ingress import free_port
 
     spec, _, option = name.partition("+")
     kind, _, replicas = spec.partition(":")
-    if option not in ("", "log", "port"):
-        raise ValueError(f"unknown server option {option!r} in {name!r}; the options are +log and +port")
-    if option == "port" and (kind != "haproxy" or int(replicas or args.replicas) != 1):
-        raise ValueError(f"{name!r}: +port needs the HAProxy ingress and one replica (one port to load)")
+    if option not in ("", "log", "port", "tcp"):
+        raise ValueError(f"unknown server option {option!r} in {name!r}; the options are +log, +port and +tcp")
+    one_replica_port = option == "port" or (option == "tcp" and kind != "uvicorn")
+    if one_replica_port and (kind != "haproxy" or int(replicas or args.replicas) != 1):
+        raise ValueError(f"{name!r}: +{option} needs the HAProxy ingress and one replica (one port to load)"
+                         + (", or uvicorn" if option == "tcp" else ""))
     port = free_port()
     log = log_dir / f"{kind}-{replicas or args.replicas}{option}.log"
     replicas = int(replicas or args.replicas)
     state_dir = f"/tmp/srl-{os.getpid()}-{port}"  # short: HAProxy caps its socket paths (ingress.py)
     proc = start_server(kind, args.bundle, port, replicas, log, access_log=option == "log",
                         haproxy_threads=args.haproxy_threads, state_dir=state_dir)
-    results = {}
+    results, sessions, relay = {}, (proc.pid,), None
     try:
         await wait_ready(port, proc, log)
         if kind == "haproxy":
@@ -381,6 +417,13 @@ async def bench_config(name: str, args, log_dir: Path) -> dict:
         headers = ""
         if option == "port":  # as HAProxy forwards it: with the header that turns off the disconnect watch
             port, headers = haproxy_replica_ports(state_dir)[0], NO_DISCONNECT_WATCH
+        elif option == "tcp":  # the relay cannot add the header: the client sends it
+            Path(state_dir).mkdir(exist_ok=True)  # uvicorn's run has none of its own
+            relay_port, relay_log = free_port(), log_dir / f"{kind}-tcp-relay.log"
+            relay = start_tcp_relay(relay_port, haproxy_replica_ports(state_dir) if kind == "haproxy" else [port],
+                                    state_dir, relay_log)
+            port, headers, sessions = relay_port, NO_DISCONNECT_WATCH, (proc.pid, relay.pid)
+            await wait_ready(port, relay, relay_log, timeout=30)
         status, body = await fetch(port, "/neurons?limit=1000")
         assert status == 200, body[:300]
         scenarios = scenario_paths(args.bundle, json.loads(body)["neurons"])
@@ -392,7 +435,7 @@ async def bench_config(name: str, args, log_dir: Path) -> dict:
                 cells = await run_paired(port, scenarios, args.requests, args.seconds, args.warmup, headers=headers)
             else:  # one scenario at a time, in short slices taken in turn (run_sliced)
                 cells = await run_sliced(port, scenarios, c, args.requests, args.seconds, args.warmup,
-                                         session=proc.pid, headers=headers)
+                                         sessions=sessions, headers=headers)
             for scenario, r in cells.items():
                 results[(scenario, c)] = r
                 print(f"  {name:9s} {scenario:10s} c={c:<3d} p50 {r['p50']:.3f} ms  p99 {r['p99']:.3f} ms  "
@@ -400,6 +443,8 @@ async def bench_config(name: str, args, log_dir: Path) -> dict:
                       f"reconnects={r['reconnects']}",
                       file=sys.stderr, flush=True)
     finally:
+        if relay is not None:
+            stop_server(relay)
         stop_server(proc)
         shutil.rmtree(state_dir, ignore_errors=True)
     return results
@@ -462,7 +507,8 @@ def main() -> None:
     parser.add_argument("--bundle", default="bundles/demo")
     parser.add_argument("--configs", default="uvicorn,haproxy,proxy",
                         help="uvicorn, haproxy, proxy; haproxy:2 for two replicas, haproxy+log with Serve's "
-                             "access log, haproxy+port on the replica's own port (HAProxy bypassed)")
+                             "access log, haproxy+port on the replica's own port (HAProxy bypassed), "
+                             "haproxy+tcp through a bare TCP relay to that port")
     parser.add_argument("--concurrency", default="1,8,32")
     parser.add_argument("--requests", type=int, default=2000, help="per measurement, after warm-up")
     parser.add_argument("--seconds", type=float, default=5.0, help="per measurement, after warm-up")
