@@ -401,8 +401,9 @@ async def bench_config(name: str, args, log_dir: Path) -> dict:
         raise ValueError(f"unknown server option {option!r} in {name!r}; the options are +log, +port and +tcp")
     one_replica_port = option == "port" or (option == "tcp" and kind != "uvicorn")
     if one_replica_port and (kind != "haproxy" or int(replicas or args.replicas) != 1):
-        raise ValueError(f"{name!r}: +{option} needs the HAProxy ingress and one replica (one port to load)"
-                         + (", or uvicorn" if option == "tcp" else ""))
+        needs = "uvicorn, or the HAProxy ingress with one replica" if option == "tcp" else \
+            "the HAProxy ingress with one replica"
+        raise ValueError(f"{name!r}: +{option} needs {needs} (one port to send the load to)")
     port = free_port()
     log = log_dir / f"{kind}-{replicas or args.replicas}{option}.log"
     replicas = int(replicas or args.replicas)
@@ -508,7 +509,7 @@ def main() -> None:
     parser.add_argument("--configs", default="uvicorn,haproxy,proxy",
                         help="uvicorn, haproxy, proxy; haproxy:2 for two replicas, haproxy+log with Serve's "
                              "access log, haproxy+port on the replica's own port (HAProxy bypassed), "
-                             "haproxy+tcp through a bare TCP relay to that port")
+                             "haproxy+tcp / uvicorn+tcp through a bare TCP relay to that port / to uvicorn")
     parser.add_argument("--concurrency", default="1,8,32")
     parser.add_argument("--requests", type=int, default=2000, help="per measurement, after warm-up")
     parser.add_argument("--seconds", type=float, default=5.0, help="per measurement, after warm-up")
