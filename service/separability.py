@@ -43,7 +43,7 @@ class Separability(NamedTuple):
     filter_fpr: float | None
     """Share of the other items it drops too."""
     labelled: int
-    """Neurons whose label names the concept (``Comedy`` and ``Comedy (1980s)`` both name Comedy)."""
+    """Neurons whose label names the concept (see ``names_concept``)."""
     union_recall: float
     union_fpr: float
     readout_neuron: int
@@ -154,6 +154,12 @@ def _rates(dropped_N: np.ndarray, y_N: np.ndarray) -> tuple[float, float]:
     return float(dropped_N[y_N].mean()), float(dropped_N[~y_N].mean())
 
 
+def names_concept(label: str, value: str) -> bool:
+    """``Comedy``, ``Comedy (1980s)`` and ``Children's & Comedy`` name Comedy; the qualifier in
+    brackets does not (``Drama (1980s)`` does not name 1980s)."""
+    return value in label.split(" (")[0].split(" & ")
+
+
 def run_separability(engine: SteeringEngine, facet: str = "genre", values: list[str] | None = None) -> list[Separability]:
     catalog = engine.catalog
     meta, values = concept_values(engine, facet, values)
@@ -172,8 +178,7 @@ def run_separability(engine: SteeringEngine, facet: str = "genre", values: list[
             dropped = np.zeros(n_items, bool)
             dropped[engine.filtered_rows(filters)[0]] = True
             filter_rates = _rates(dropped, y)
-        labelled = [j for j in range(engine.n_latents)
-                    if (label := catalog.label(j) or "") == value or label.startswith(value + " (")]
+        labelled = [j for j in range(engine.n_latents) if names_concept(catalog.label(j) or "", value)]
         union = np.zeros(n_items, bool)
         for j in labelled:
             union[catalog.items_by_neuron.row(j)[0]] = True

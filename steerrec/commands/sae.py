@@ -6,7 +6,8 @@ import argparse
 
 from .common import parse_assignments
 
-TRAIN_KEYS = ("steps", "batch_size", "lr", "beta", "pairs_per_step", "hard_candidates", "dead_after")
+TRAIN_KEYS = ("steps", "batch_size", "lr", "beta", "pairs_per_step", "hard_candidates", "dead_after", "anchor_facet",
+              "anchor_weight")
 
 
 def register(sub: argparse._SubParsersAction) -> None:

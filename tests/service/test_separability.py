@@ -9,6 +9,7 @@ from steerrec.service.separability import (
     auc,
     fpr_at_recall,
     logistic_probe,
+    names_concept,
     neuron_readouts,
     probe_filters,
     run_separability,
@@ -19,6 +20,15 @@ from steerrec.bundle import SAE_WEIGHTS
 from steerrec.cli import main
 
 from ._steer_helpers import genre_slug, labelled_bundle, labelled_engine, plain_engine
+
+
+def test_a_label_names_its_genres_but_not_its_qualifier():
+    assert names_concept("Comedy", "Comedy") and names_concept("Comedy (1980s)", "Comedy")
+    assert names_concept("Children's & Animation", "Children's")
+    assert names_concept("Children's & Animation", "Animation")
+    assert names_concept("Children's & Animation (1990s)", "Animation")
+    assert not names_concept("Drama (1980s)", "1980s")
+    assert not names_concept("Comedy-Drama", "Drama") and not names_concept("mixed #3", "Comedy")
 
 
 def test_probe_separates_separable_data_and_cannot_separate_noise():

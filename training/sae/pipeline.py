@@ -10,6 +10,7 @@ from steerrec import bundle as B
 from ..data.split import Split, split_from_csr
 from ..models import Recommender, load_model
 from . import DEFAULT_ARCH, make_sae_config
+from .anchors import anchor_concepts
 from .fidelity import code_stats, ranking_fidelity
 from .onnx_export import export_sae, sae_config_dict, sae_weights
 from .trainer import SAETrainConfig, TrainedSAE, train_sae
@@ -37,12 +38,15 @@ class SAERun(NamedTuple):
 def fit_and_measure(model: Recommender, split: Split, arch: str, sae_options: dict[str, Any],
                     tcfg: SAETrainConfig) -> SAERun:
     cfg = make_sae_config(arch, **sae_options)
-    trained = train_sae(model, arch, cfg, tcfg, split.train.csr())
+    anchored, anchors_IC = anchor_concepts(split.train.items, tcfg.anchor_facet) if tcfg.anchor_facet else ([], None)
+    trained = train_sae(model, arch, cfg, tcfg, split.train.csr(), anchors_IC)
     model = model.cpu()
     stats = code_stats(trained.sae, model.user_embeddings().detach(), model.item_embeddings().detach())
     fidelity = ranking_fidelity(trained.sae, model, split)
     metrics = {"arch": arch, "beta": tcfg.beta, "train_seconds": round(trained.seconds, 2),
                "dead_fraction_train": trained.dead_fraction_train} | stats | fidelity
+    if anchored:
+        metrics["anchors"] = {"facet": tcfg.anchor_facet, "concepts": anchored}
     metrics["history"] = trained.history
     return SAERun(trained, metrics)
 
@@ -76,6 +80,9 @@ def summary_rows(metrics: dict[str, Any]) -> list[tuple[str, Any]]:
             "rbo@30", "kendall_tau@30", "base_recall@20", "recon_recall@20", "recall@20_change",
             "base_ndcg@20", "recon_ndcg@20", "ndcg@20_change", "train_seconds"]
     rows = [(k, metrics[k]) for k in keys if k in metrics]
+    if "anchors" in metrics:
+        n = len(metrics["anchors"]["concepts"])
+        rows.append(("anchors", f"{metrics['anchors']['facet']}: latents 0-{n - 1}"))
     for side in ("users", "items"):
         for size, ev in metrics.get(f"ev_{side}_by_prefix", {}).items():
             rows.append((f"ev_{side} prefix {size}", ev))

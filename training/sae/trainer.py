@@ -16,6 +16,7 @@ from ..device import pick_device, seed_everything
 from ..evaluate import top_k_items
 from ..models.base import Recommender
 from . import SAEConfig, SparseAutoencoder, build_sae
+from .anchors import anchor_loss, check_anchorable, exposure_weights
 from .prediction import PairSampler, prediction_loss
 
 
@@ -36,6 +37,11 @@ class SAETrainConfig:
     """Depth of the per-user top lists that hard negatives come from."""
     dead_after: int = 0
     """A latent is dead once it has not fired for this many rows (0: one pass over the rows)."""
+    anchor_facet: str = ""
+    """Item facet whose values each get an anchored latent (the first ones), taught to fire on
+    exactly that value's items (anchors.py); empty: none, a fully unsupervised SAE."""
+    anchor_weight: float = 1.0
+    """Weight of the anchor loss."""
     device: str = "auto"
     seed: int = 0
     progress: bool = True
@@ -43,8 +49,8 @@ class SAETrainConfig:
     def __post_init__(self) -> None:
         if self.steps < 1 or self.batch_size < 2 or self.pairs_per_step < 2:
             raise ValueError("steps >= 1, batch_size >= 2 and pairs_per_step >= 2 are required")
-        if self.beta < 0 or self.lr <= 0:
-            raise ValueError("beta must be >= 0 and lr > 0")
+        if self.beta < 0 or self.lr <= 0 or self.anchor_weight < 0:
+            raise ValueError("beta and anchor_weight must be >= 0 and lr > 0")
 
 
 class TrainedSAE(NamedTuple):
@@ -74,8 +80,9 @@ def _lr_factor(step: int, total: int) -> float:
 
 
 def train_sae(model: Recommender, arch: str, cfg: SAEConfig, tcfg: SAETrainConfig,
-              train_csr: tuple[np.ndarray, np.ndarray]) -> TrainedSAE:
-    """Trains one SAE on the model's user and item embeddings together."""
+              train_csr: tuple[np.ndarray, np.ndarray], anchors_IC: np.ndarray | None = None) -> TrainedSAE:
+    """Trains one SAE on the model's user and item embeddings together; ``anchors_IC`` (bool,
+    items x concepts) anchors latent c to concept c."""
     device = pick_device(tcfg.device)
     gen = seed_everything(tcfg.seed)
     model = model.to(device).frozen()
@@ -88,6 +95,11 @@ def train_sae(model: Recommender, arch: str, cfg: SAEConfig, tcfg: SAETrainConfi
     with torch.no_grad():
         candidates = top_k_items(model, np.arange(model.n_users), train_csr, tcfg.hard_candidates)
     sampler = PairSampler(*train_csr, model.n_items, torch.from_numpy(candidates), device)
+    if anchors_IC is not None:
+        check_anchorable(sae, anchors_IC.shape[1])
+        anchors = torch.from_numpy(anchors_IC).to(device)
+        anchor_weights = torch.from_numpy(exposure_weights(candidates, model.n_items)).to(device)
+        items_n = sae.normalize(items)
     with torch.no_grad():
         pu, pi = sampler.sample(65536, gen)
         score_var = float(model.score_pairs(users[pu], items[pi], pi).var().clamp(min=1e-8))
@@ -114,6 +126,8 @@ def train_sae(model: Recommender, arch: str, cfg: SAEConfig, tcfg: SAETrainConfi
             both = sae(torch.cat([users[pu], items[pi]]))
             terms["pred"] = tcfg.beta * prediction_loss(
                 model, users[pu], items[pi], both[: len(pu)], both[len(pu):], pi, score_var)
+        if anchors_IC is not None and step >= warmup:
+            terms["anchor"] = tcfg.anchor_weight * anchor_loss(sae, items_n, anchors, anchor_weights)
         loss = sum(terms.values())
         opt.zero_grad()
         loss.backward()
