@@ -1,6 +1,7 @@
 """Concept anchors: the facet's values become anchored latents, the loss is the exact weighted hinge
 plus the decoder tie, bad requests are refused by name, and on the synthetic catalogue an anchored
-SAE's latent c, read through the exported encoder, is a filter for genre c."""
+SAE's latent c, read through the exported encoder, is a filter for genre c, labelled and served as
+such."""
 
 import numpy as np
 import onnxruntime as ort
@@ -142,3 +143,18 @@ def test_anchored_latents_filter_their_genre_on_the_synthetic_catalogue(tmp_path
     dec, enc = weights["W_dec"][: len(names)], weights["W_enc"][:, : len(names)].T
     cosine = (dec * enc).sum(1) / (np.linalg.norm(dec, axis=1) * np.linalg.norm(enc, axis=1))
     assert cosine.min() >= 0.9, cosine
+
+    # Interpretation names each anchored latent for its genre, gives it the plain slug, and marks the
+    # anchor; the service passes the mark on in /neurons/{id}.
+    from steerrec.service.engine import SteeringEngine
+    from steerrec.slugs import slugify
+    from steerrec.training.interpret.pipeline import run_interpret
+
+    records = run_interpret(path).records
+    for c, name in enumerate(names):
+        assert records[c]["anchor"] == {"facet": "genre", "name": name}
+        assert records[c]["concept"]["name"] == name
+    assert all("anchor" not in r for r in records[len(names):])
+    engine = SteeringEngine(path)
+    assert [engine.catalog.slug_to_id[slugify(name)] for name in names] == list(range(len(names)))
+    assert engine.catalog.detail(0)["extra"]["anchor"] == {"facet": "genre", "name": names[0]}

@@ -62,6 +62,9 @@ class ConceptMatrix(NamedTuple):
                 return j
         raise KeyError(f"no concept {facet}={name!r}")
 
+    def has(self, facet: str, name: str) -> bool:
+        return any(c.facet == facet and c.name == name for c in self.concepts)
+
 
 def _facet_matrix(facet: str, values: Sequence[Sequence[str]], min_support: int,
                   max_concepts: int) -> ConceptMatrix:

@@ -211,13 +211,17 @@ def _owner_pairs(namings: list[Naming], al: Alignment, cm: ConceptMatrix) -> lis
     return sorted(pairs, key=lambda t: (-t[0], t[1], t[2]))
 
 
-def assign_slugs(namings: list[Naming], al: Alignment, cm: ConceptMatrix) -> list[str]:
+def assign_slugs(namings: list[Naming], al: Alignment, cm: ConceptMatrix,
+                 anchors: dict[int, int] | None = None) -> list[str]:
     """Unique slugs: each concept's plain slug goes to the neuron naming it with the best owner
-    score (``_owner_pairs``); the rest get ``<primary>-<qualifier>`` or ``<primary>-2``, ``-3``...
-    by the same rank."""
+    score (``_owner_pairs``), or first to the latent anchored to it (``anchors``: latent ->
+    concept) if its label names it: it was trained to mean exactly that; the rest get
+    ``<primary>-<qualifier>`` or ``<primary>-2``, ``-3``... by the same rank."""
     n = len(namings)
     slug_of = _plain_slugs(cm)
     pairs = _owner_pairs(namings, al, cm)
+    anchors = anchors or {}
+    pairs.sort(key=lambda t: anchors.get(t[1]) != t[2])  # stable: anchored pairs first, else by score
     score_of = {(i, c): score for score, i, c in pairs}
     slugs: list[str | None] = [None] * n
     taken: set[str] = {f"n{i}" for i in range(n)}
@@ -314,12 +318,14 @@ def build_records(namings: list[Naming], slugs: list[str], al: Alignment, cm: Co
 
 
 def label_neurons(al: Alignment, cm: ConceptMatrix, narrower_CC: np.ndarray, alive_L: np.ndarray,
-                  cfg: LabelConfig, pop_corr_L: np.ndarray | None = None) -> tuple[list[Naming], list[str]]:
-    """Names every latent; ``pop_corr_L`` is each neuron's correlation with log item popularity."""
+                  cfg: LabelConfig, pop_corr_L: np.ndarray | None = None,
+                  anchors: dict[int, int] | None = None) -> tuple[list[Naming], list[str]]:
+    """Names every latent; ``pop_corr_L`` is each neuron's correlation with log item popularity,
+    ``anchors`` maps anchored latents to their concept (``assign_slugs``)."""
     m = cm.matrix_IC.astype(np.float32)
     overlap = m.T @ m
     implied_CC = overlap / np.maximum(np.diag(overlap)[:, None], 1)  # [a, b] = P(b | a) over items
     pop = np.zeros(len(alive_L)) if pop_corr_L is None else pop_corr_L
     namings = [name_neuron(i, al, cm, narrower_CC, implied_CC, cfg, bool(alive_L[i]), float(pop[i]))
                for i in range(len(alive_L))]
-    return namings, assign_slugs(namings, al, cm)
+    return namings, assign_slugs(namings, al, cm, anchors)

@@ -123,7 +123,10 @@ def interpret(bundle_dir: str | Path, cfg: InterpretConfig | None = None) -> Int
 
     t = time.perf_counter()
     alive = (z_IL > 0).any(0) | (z_UL > 0).any(0)
-    namings, slugs = label_neurons(al, cm, CO.narrower_than(cm), alive, cfg.labels, pop_corr)
+    anchors = bundle.manifest.metrics.get("sae", {}).get("anchors") or {"facet": "", "concepts": []}
+    anchored = {i: cm.index(anchors["facet"], name) for i, name in enumerate(anchors["concepts"])
+                if cm.has(anchors["facet"], name)}
+    namings, slugs = label_neurons(al, cm, CO.narrower_than(cm), alive, cfg.labels, pop_corr, anchored)
     records = build_records(namings, slugs, al, cm, level_L, item_ids, titles, cfg.labels)
     users_by_neuron = _user_records(bundle, z_UL, cfg)
     positive_sum = (z_IL * (z_IL > 0)).sum(0) + (z_UL * (z_UL > 0)).sum(0)
@@ -149,6 +152,8 @@ def interpret(bundle_dir: str | Path, cfg: InterpretConfig | None = None) -> Int
                     "f1_best": round(f, 4)}
         if users_by_neuron is not None:
             rec["user_concepts"] = users_by_neuron[i]
+    for i, name in enumerate(anchors["concepts"]):  # a meaning taught from the metadata, not found: say so
+        records[i]["anchor"] = {"facet": anchors["facet"], "name": name}
     timings["labels"] = time.perf_counter() - t
 
     t = time.perf_counter()

@@ -71,6 +71,21 @@ def test_the_best_horror_neuron_owns_the_plain_slug(labelled):
     assert (namings[5].label, slugs[5]) == ("Comedy", "comedy")
 
 
+def test_an_anchored_neuron_owns_its_concept_slug_when_its_label_names_it():
+    meta, pop = catalogue()
+    z, users = codes(pop)
+    cm = CO.item_concepts(meta, pop, min_support=5)
+    al = AL.align(z, cm.matrix_IC)
+    alive = (z > 0).any(0) | (users > 0).any(0)
+    horror, comedy = cm.index("genre", "Horror"), cm.index("genre", "Comedy")
+    # Neuron 2 (the weaker Horror one) was trained as the Horror anchor: it takes `horror` from 0.
+    namings, slugs = LB.label_neurons(al, cm, CO.narrower_than(cm), alive, LB.LabelConfig(), anchors={2: horror})
+    assert (namings[2].label, slugs[2]) == ("Horror", "horror") and slugs[0] == "horror-2"
+    # An anchor whose label does not name its concept (neuron 3 is mixed) takes nothing.
+    _, slugs = LB.label_neurons(al, cm, CO.narrower_than(cm), alive, LB.LabelConfig(), anchors={3: comedy})
+    assert slugs[5] == "comedy" and slugs[3] == "n3"
+
+
 def test_a_narrower_neuron_gets_a_compound_label_and_the_weaker_a_numbered_slug(labelled):
     namings, slugs, _ = labelled
     assert (namings[1].label, slugs[1]) == ("Horror (1980s)", "horror-1980s")
