@@ -89,11 +89,11 @@ def test_anchor_loss_vanishes_once_every_margin_holds_and_rows_are_tied():
         sae.W_enc[:, 0] = axis
         sae.b_enc[0] = 1.0  # positives at 3, negatives at -1: far past threshold 1 +- MARGIN
         sae.W_dec[0] = axis
-    assert float(anchor_loss(sae, x, anchors, torch.ones(6))) == pytest.approx(0.0, abs=1e-6)
+    assert float(anchor_loss(sae, x, anchors, torch.ones(6)).detach()) == pytest.approx(0.0, abs=1e-6)
     with torch.no_grad():
         sae.b_enc[0] = 0.0  # positives at 2 still pass 1.25; negatives at -2 stay under 0.75
         sae.W_dec[0] = torch.eye(6)[1]
-    assert float(anchor_loss(sae, x, anchors, torch.ones(6))) == pytest.approx(1.0)  # untied: cosine 0
+    assert float(anchor_loss(sae, x, anchors, torch.ones(6)).detach()) == pytest.approx(1.0)  # untied: cosine 0
 
 
 def test_anchors_need_a_threshold_and_room_in_the_first_prefix():
