@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import time
 from pathlib import Path
 from urllib.parse import parse_qs, urlencode
@@ -22,6 +23,7 @@ from steerrec.service.engine import SteeringEngine
 from steerrec.service.experiments import ExperimentSet
 from steerrec.service.ingress import free_port
 from steerrec.service.metrics import PrometheusMetrics
+from steerrec.bundle import NEURONS, BundleWriter
 from steerrec.service.steering import (
     SpecError,
     parse_filter,
@@ -317,6 +319,34 @@ def test_neuron_search_filters_and_shows_details(tab, server, api, slugs):
     page.fill("#neuron-search", "no-such-concept-xyz")
     page.wait_for_function("() => document.getElementById('neuron-count').textContent.startsWith('0 neurons')")
     assert page.locator("#neuron-list li").count() == 0
+    assert_no_console_errors(tab)
+
+
+def test_an_anchored_neuron_says_so_in_its_details(tab, tmp_path):
+    # A copy of the interpreted bundle whose neuron 0 carries the mark an anchored SAE's
+    # interpretation writes (training/interpret/pipeline.py); neuron 1 does not.
+    bundle = tmp_path / "anchored"
+    shutil.copytree(explorer_bundles().interpreted, bundle)
+    records = json.loads((bundle / NEURONS).read_text())
+    records[0]["anchor"] = {"facet": "genre", "name": "Horror"}
+    writer = BundleWriter.open(bundle)
+    writer.add_json(NEURONS, records)
+    writer.commit()
+    app = create_app(SteerService(SteeringEngine(bundle), None, metrics=PrometheusMetrics()))
+    srv = ServerThread(app, free_port()).start()
+    try:
+        page = tab.page
+        for neuron, shown in ((0, "genre = Horror"), (1, None)):
+            page.goto(f"{srv.url}/explorer/?neuron={neuron}")
+            page.wait_for_selector("#neuron-detail h3")
+            terms = page.eval_on_selector_all("#neuron-detail dt", "els => els.map(e => e.textContent)")
+            if shown is None:
+                assert "anchored to" not in terms
+            else:
+                values = page.eval_on_selector_all("#neuron-detail dd", "els => els.map(e => e.textContent)")
+                assert values[terms.index("anchored to")] == shown
+    finally:
+        srv.stop()
     assert_no_console_errors(tab)
 
 

@@ -121,7 +121,10 @@ export function createNeuronDetail(ctx) {
         stat('confidence', d.confidence === null ? 'n/a' : percent(d.confidence)),
         stat('activation scale', d.activation_scale.toFixed(3)),
         stat('active on', `${percent(d.user_active_fraction)} of users, ${percent(d.item_active_fraction)} of items`),
-        d.parent !== null && d.parent !== undefined ? stat('parent', parentLink(d.parent)) : null),
+        d.parent !== null && d.parent !== undefined ? stat('parent', parentLink(d.parent)) : null,
+        // An anchored latent's meaning was taught from the metadata in training, not discovered.
+        d.extra?.anchor ? stat('anchored to', h('span', { class: 'anchor', title: 'trained to fire on exactly these items' },
+          `${d.extra.anchor.facet} = ${d.extra.anchor.name}`)) : null),
       h('div', { class: 'actions', role: 'group', 'aria-label': `Use ${d.label} on the user` },
         h('button', { type: 'button', onclick: () => ctx.addIntervention('steer', target) }, 'Steer with it'),
         h('button', { type: 'button', onclick: () => ctx.addIntervention('filter', target) }, 'Filter it out'),
