@@ -45,14 +45,19 @@ def codes(popularity):
     return z, users
 
 
-@pytest.fixture(scope="module")
-def labelled():
+def aligned():
+    """The catalogue's metadata, concepts, alignment, live latents and popularity correlations."""
     meta, pop = catalogue()
     z, users = codes(pop)
     cm = CO.item_concepts(meta, pop, min_support=5)
     al = AL.align(z, cm.matrix_IC)
     alive = (z > 0).any(0) | (users > 0).any(0)
-    pop_corr = AL.pearson(z, np.log1p(pop).astype(float))
+    return meta, cm, al, alive, AL.pearson(z, np.log1p(pop).astype(float))
+
+
+@pytest.fixture(scope="module")
+def labelled():
+    meta, cm, al, alive, pop_corr = aligned()
     namings, slugs = LB.label_neurons(al, cm, CO.narrower_than(cm), alive, LB.LabelConfig(), pop_corr)
     records = LB.build_records(namings, slugs, al, cm, np.zeros(9, int), [str(i) for i in range(N)],
                                meta["title"], LB.LabelConfig())
@@ -72,11 +77,7 @@ def test_the_best_horror_neuron_owns_the_plain_slug(labelled):
 
 
 def test_an_anchored_neuron_owns_its_concept_slug_when_its_label_names_it():
-    meta, pop = catalogue()
-    z, users = codes(pop)
-    cm = CO.item_concepts(meta, pop, min_support=5)
-    al = AL.align(z, cm.matrix_IC)
-    alive = (z > 0).any(0) | (users > 0).any(0)
+    _, cm, al, alive, _ = aligned()
     horror, comedy = cm.index("genre", "Horror"), cm.index("genre", "Comedy")
     # Neuron 2 (the weaker Horror one) was trained as the Horror anchor: it takes `horror` from 0.
     namings, slugs = LB.label_neurons(al, cm, CO.narrower_than(cm), alive, LB.LabelConfig(), anchors={2: horror})
